@@ -1,0 +1,109 @@
+package lightning
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+
+	"github.com/lightningcaddy/caddy-lightning/lightningpb"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Handler serves the Lightning API in front of the lightning app's node:
+// REST (JSON, as grpc-gateway serves it) at paths ending in
+// /v1/lightning/<method>, and gRPC (service lightning.Lightning) to
+// application/grpc requests over HTTP/2.
+//
+// Outgoing payments (payinvoice, keysend) are refused unless MaxPayment is
+// set.
+type Handler struct {
+	// InvoiceExpiry is how long generated invoices can be paid.
+	// Default: 1h.
+	InvoiceExpiry caddy.Duration `json:"invoice_expiry,omitempty"`
+	// MaxPayment is the largest outgoing payment in satoshis, fees
+	// excluded. Default: 0, which disables payinvoice and keysend.
+	MaxPayment int64 `json:"max_payment,omitempty"`
+	// MaxFee is the most a payment may cost in routing fees, in satoshis.
+	// Default: 1% of the amount, at least 10.
+	MaxFee int64 `json:"max_fee,omitempty"`
+	// PaymentTimeout bounds the node's search for a route.
+	// Default: 60s.
+	PaymentTimeout caddy.Duration `json:"payment_timeout,omitempty"`
+
+	api    *service
+	rest   map[string]restMethod
+	grpc   *grpc.Server
+	logger *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.lightning",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision connects the handler to the lightning app.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	app, err := lightningApp(ctx)
+	if err != nil {
+		return err
+	}
+	if h.MaxPayment < 0 || h.MaxFee < 0 {
+		return fmt.Errorf("max_payment and max_fee must not be negative")
+	}
+	if h.InvoiceExpiry == 0 {
+		h.InvoiceExpiry = caddy.Duration(time.Hour)
+	}
+	if h.PaymentTimeout == 0 {
+		h.PaymentTimeout = caddy.Duration(60 * time.Second)
+	}
+	h.api = &service{
+		node:           app.Client(),
+		invoiceExpiry:  time.Duration(h.InvoiceExpiry),
+		maxPayment:     h.MaxPayment,
+		maxFee:         h.MaxFee,
+		paymentTimeout: time.Duration(h.PaymentTimeout),
+		logger:         h.logger,
+	}
+	h.rest = h.api.restMethods()
+	h.grpc = grpc.NewServer()
+	lightningpb.RegisterLightningServer(h.grpc, h.api)
+	return nil
+}
+
+// Cleanup stops the gRPC service once its in-flight calls end.
+func (h *Handler) Cleanup() error {
+	if h.grpc != nil {
+		go h.grpc.GracefulStop()
+	}
+	return nil
+}
+
+// ServeHTTP answers gRPC and REST calls of the Lightning API.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+		h.grpc.ServeHTTP(w, r)
+		return nil
+	}
+	h.serveREST(w, r)
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

@@ -1,0 +1,99 @@
+package lnd
+
+import (
+	"context"
+
+	"github.com/btcsuite/btcd/chaincfg"
+	"github.com/lightningnetwork/lnd/lnrpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Info describes the node.
+type Info struct {
+	// Pubkey is the node's identity key, hex.
+	Pubkey string
+	// Alias is the node's public alias.
+	Alias string
+	// Network is the bitcoin network: mainnet, testnet, testnet4, signet,
+	// regtest or simnet.
+	Network string
+	// SyncedToChain reports whether the node has caught up with the chain.
+	SyncedToChain bool
+	// BlockHeight is the node's view of the chain tip.
+	BlockHeight uint32
+}
+
+// Info asks the node who it is.
+func (c *Client) Info(ctx context.Context) (Info, error) {
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	resp, err := c.lightning.GetInfo(ctx, &lnrpc.GetInfoRequest{})
+	if err != nil {
+		return Info{}, nodeError("get node info", err)
+	}
+	info := Info{
+		Pubkey:        resp.IdentityPubkey,
+		Alias:         resp.Alias,
+		SyncedToChain: resp.SyncedToChain,
+		BlockHeight:   resp.BlockHeight,
+	}
+	if len(resp.Chains) > 0 {
+		info.Network = resp.Chains[0].Network
+	}
+	return info, nil
+}
+
+// Ready returns nil once the node's RPC server is fully active. It needs no
+// macaroon permission.
+func (c *Client) Ready(ctx context.Context) error {
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	resp, err := c.state.GetState(ctx, &lnrpc.GetStateRequest{})
+	if err != nil {
+		return nodeError("get node state", err)
+	}
+	if resp.State != lnrpc.WalletState_SERVER_ACTIVE {
+		return status.Errorf(codes.Unavailable, "node is not ready: %s", resp.State)
+	}
+	return nil
+}
+
+// networks maps LND's network names to chain parameters.
+var networks = map[string]*chaincfg.Params{
+	"mainnet":  &chaincfg.MainNetParams,
+	"testnet":  &chaincfg.TestNet3Params,
+	"testnet4": &chaincfg.TestNet4Params,
+	"signet":   &chaincfg.SigNetParams,
+	"regtest":  &chaincfg.RegressionNetParams,
+	"simnet":   &chaincfg.SimNetParams,
+}
+
+// nodeNetwork returns the node's chain parameters, asking the node once.
+func (c *Client) nodeNetwork(ctx context.Context) (*chaincfg.Params, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.network != nil {
+		return c.network, nil
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	params, ok := networks[info.Network]
+	if !ok {
+		return nil, status.Errorf(codes.Internal, "node reports unknown network %q", info.Network)
+	}
+	c.network = params
+	return params, nil
+}
+
+// networkName returns LND's name for params.
+func networkName(params *chaincfg.Params) string {
+	for name, p := range networks {
+		if p == params {
+			return name
+		}
+	}
+	return params.Name
+}

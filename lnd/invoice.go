@@ -1,0 +1,191 @@
+package lnd
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/btcsuite/btcd/chaincfg"
+	"github.com/lightningnetwork/lnd/lnrpc"
+	"github.com/lightningnetwork/lnd/zpay32"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// MaxMemoBytes is the longest memo LND accepts.
+const MaxMemoBytes = 1024
+
+// maxInvoiceLen bounds the BOLT 11 strings the client decodes.
+const maxInvoiceLen = 7089
+
+// now is the clock used for invoice expiry; tests replace it.
+var now = time.Now
+
+// Invoice is a BOLT 11 payment request, decoded.
+type Invoice struct {
+	// PaymentRequest is the BOLT 11 string.
+	PaymentRequest string
+	// PaymentHash is the hash the payer learns the preimage of.
+	PaymentHash [32]byte
+	// AmountSat is the amount asked for; 0 for a zero-amount invoice.
+	AmountSat int64
+	// Payee is the hex public key of the node to be paid.
+	Payee string
+	// ExpiresAt is when the invoice stops being payable.
+	ExpiresAt time.Time
+	// AddIndex orders the node's own invoices (set by CreateInvoice only).
+	AddIndex uint64
+}
+
+// InvoiceState is what the node knows of one of its invoices.
+type InvoiceState int
+
+// Invoice states, as LND reports them.
+const (
+	InvoiceOpen InvoiceState = iota
+	InvoiceSettled
+	InvoiceCanceled
+	InvoiceAccepted
+)
+
+// CreateInvoice asks the node for an invoice of amountSat with memo,
+// payable for expiry (0: the node's default of one hour).
+func (c *Client) CreateInvoice(ctx context.Context, amountSat int64, memo string, expiry time.Duration) (Invoice, error) {
+	if amountSat <= 0 {
+		return Invoice{}, status.Error(codes.InvalidArgument, "amount must be a positive number of satoshis")
+	}
+	if len(memo) > MaxMemoBytes {
+		return Invoice{}, status.Errorf(codes.InvalidArgument, "memo is %d bytes, the limit is %d", len(memo), MaxMemoBytes)
+	}
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	resp, err := c.lightning.AddInvoice(ctx, &lnrpc.Invoice{
+		Value:  amountSat,
+		Memo:   memo,
+		Expiry: int64(expiry / time.Second),
+	})
+	if err != nil {
+		return Invoice{}, nodeError("add invoice", err)
+	}
+	inv := Invoice{
+		PaymentRequest: resp.PaymentRequest,
+		AmountSat:      amountSat,
+		AddIndex:       resp.AddIndex,
+		ExpiresAt:      now().Add(expiryOrDefault(expiry)),
+	}
+	if copy(inv.PaymentHash[:], resp.RHash) != len(inv.PaymentHash) {
+		return Invoice{}, status.Errorf(codes.Internal, "node returned a %d-byte payment hash", len(resp.RHash))
+	}
+	return inv, nil
+}
+
+func expiryOrDefault(expiry time.Duration) time.Duration {
+	if expiry <= 0 {
+		return time.Hour
+	}
+	return expiry
+}
+
+// DecodeInvoice parses a BOLT 11 invoice and checks that it is for the
+// node's network. It contacts the node only the first time, to learn its
+// network.
+func (c *Client) DecodeInvoice(ctx context.Context, invoice string) (Invoice, error) {
+	params, err := c.nodeNetwork(ctx)
+	if err != nil {
+		return Invoice{}, err
+	}
+	return DecodeInvoice(invoice, params)
+}
+
+// DecodeInvoice parses a BOLT 11 invoice for the network params. Errors have
+// code InvalidArgument and say what is wrong, including which network an
+// invoice for another network is for.
+func DecodeInvoice(invoice string, params *chaincfg.Params) (Invoice, error) {
+	invoice = strings.TrimSpace(invoice)
+	if len(invoice) > 10 && strings.EqualFold(invoice[:10], "lightning:") {
+		invoice = invoice[10:]
+	}
+	if invoice == "" {
+		return Invoice{}, status.Error(codes.InvalidArgument, "invoice is required")
+	}
+	if len(invoice) > maxInvoiceLen {
+		return Invoice{}, status.Errorf(codes.InvalidArgument, "invoice is longer than %d characters", maxInvoiceLen)
+	}
+	decoded, err := zpay32.Decode(invoice, params)
+	if err != nil {
+		if other := invoiceNetwork(invoice, params); other != "" {
+			return Invoice{}, status.Errorf(codes.InvalidArgument,
+				"invoice is for %s, the node is on %s", other, networkName(params))
+		}
+		return Invoice{}, status.Errorf(codes.InvalidArgument, "invalid invoice: %v", err)
+	}
+	if decoded.PaymentHash == nil {
+		return Invoice{}, status.Error(codes.InvalidArgument, "invalid invoice: no payment hash")
+	}
+	inv := Invoice{
+		PaymentRequest: invoice,
+		PaymentHash:    *decoded.PaymentHash,
+		ExpiresAt:      decoded.Timestamp.Add(decoded.Expiry()),
+	}
+	if decoded.MilliSat != nil {
+		inv.AmountSat = int64(decoded.MilliSat.ToSatoshis())
+	}
+	if decoded.Destination != nil {
+		inv.Payee = fmt.Sprintf("%x", decoded.Destination.SerializeCompressed())
+	}
+	return inv, nil
+}
+
+// invoiceNetwork names the network, other than params, that invoice
+// decodes for, or "" if none does.
+func invoiceNetwork(invoice string, params *chaincfg.Params) string {
+	for name, other := range networks {
+		if other == params || other.Bech32HRPSegwit == params.Bech32HRPSegwit {
+			continue
+		}
+		if _, err := zpay32.Decode(invoice, other); err == nil {
+			return name
+		}
+	}
+	return ""
+}
+
+// LookupInvoice reports the state of the node's invoice with paymentHash:
+// one indexed lookup, whatever the number of invoices. An unknown hash is a
+// NotFound error.
+func (c *Client) LookupInvoice(ctx context.Context, paymentHash [32]byte) (InvoiceState, error) {
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	resp, err := c.lightning.LookupInvoice(ctx, &lnrpc.PaymentHash{RHash: paymentHash[:]})
+	if err != nil {
+		if status.Code(err) == codes.NotFound {
+			return 0, status.Error(codes.NotFound, "no invoice with this payment hash on the node")
+		}
+		return 0, nodeError("lookup invoice", err)
+	}
+	switch resp.State {
+	case lnrpc.Invoice_SETTLED:
+		return InvoiceSettled, nil
+	case lnrpc.Invoice_CANCELED:
+		return InvoiceCanceled, nil
+	case lnrpc.Invoice_ACCEPTED:
+		return InvoiceAccepted, nil
+	default:
+		return InvoiceOpen, nil
+	}
+}
+
+// CheckInvoice reports whether the node's invoice was paid: it decodes the
+// invoice locally, then looks it up by payment hash.
+func (c *Client) CheckInvoice(ctx context.Context, invoice string) (bool, error) {
+	inv, err := c.DecodeInvoice(ctx, invoice)
+	if err != nil {
+		return false, err
+	}
+	state, err := c.LookupInvoice(ctx, inv.PaymentHash)
+	if err != nil {
+		return false, err
+	}
+	return state == InvoiceSettled, nil
+}
