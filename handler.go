@@ -94,12 +94,21 @@ func (h *Handler) Cleanup() error {
 // ServeHTTP answers gRPC and REST calls of the Lightning API.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
-		h.grpc.ServeHTTP(w, r)
+		h.grpc.ServeHTTP(flushWriter{w, http.NewResponseController(w)}, r)
 		return nil
 	}
 	h.serveREST(w, r)
 	return nil
 }
+
+// flushWriter gives gRPC the http.Flusher it asks for; Caddy's wrapped
+// response writers flush through http.ResponseController.
+type flushWriter struct {
+	http.ResponseWriter
+	rc *http.ResponseController
+}
+
+func (f flushWriter) Flush() { _ = f.rc.Flush() }
 
 // Interface guards
 var (

@@ -52,7 +52,7 @@ func (s *service) PayInvoice(ctx context.Context, req *lightningpb.PayInvoiceReq
 	if err != nil {
 		return nil, err
 	}
-	if err := s.checkAmount(inv.AmountSat); err != nil {
+	if err := s.checkLimit(inv.AmountSat); err != nil {
 		return nil, err
 	}
 	pay, err := s.node.PayInvoice(ctx, inv, s.paymentOptions(inv.AmountSat))
@@ -78,7 +78,7 @@ func (s *service) Keysend(ctx context.Context, req *lightningpb.KeysendRequest) 
 	if err := s.paymentsEnabled(); err != nil {
 		return nil, err
 	}
-	if err := s.checkAmount(req.Amount); err != nil {
+	if err := s.checkLimit(req.Amount); err != nil {
 		return nil, err
 	}
 	pay, err := s.node.Keysend(ctx, req.Pubkey, req.Amount, s.paymentOptions(req.Amount))
@@ -97,10 +97,9 @@ func (s *service) paymentsEnabled() error {
 	return nil
 }
 
-func (s *service) checkAmount(amountSat int64) error {
-	if amountSat <= 0 {
-		return status.Error(codes.InvalidArgument, "amount must be a positive number of satoshis")
-	}
+// checkLimit refuses payments above max_payment; the node client rejects
+// amounts that are not positive.
+func (s *service) checkLimit(amountSat int64) error {
 	if amountSat > s.maxPayment {
 		return status.Errorf(codes.PermissionDenied, "amount of %d sat exceeds this server's max_payment of %d sat", amountSat, s.maxPayment)
 	}

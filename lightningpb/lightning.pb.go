@@ -6,7 +6,7 @@
 // versions:
 // 	protoc-gen-go v1.36.11
 // 	protoc        v3.21.12
-// source: lightning.proto
+// source: lightningpb/lightning.proto
 
 package lightningpb
 
@@ -38,7 +38,7 @@ type GenerateInvoiceRequest struct {
 
 func (x *GenerateInvoiceRequest) Reset() {
 	*x = GenerateInvoiceRequest{}
-	mi := &file_lightning_proto_msgTypes[0]
+	mi := &file_lightningpb_lightning_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -50,7 +50,7 @@ func (x *GenerateInvoiceRequest) String() string {
 func (*GenerateInvoiceRequest) ProtoMessage() {}
 
 func (x *GenerateInvoiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lightning_proto_msgTypes[0]
+	mi := &file_lightningpb_lightning_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -63,7 +63,7 @@ func (x *GenerateInvoiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateInvoiceRequest.ProtoReflect.Descriptor instead.
 func (*GenerateInvoiceRequest) Descriptor() ([]byte, []int) {
-	return file_lightning_proto_rawDescGZIP(), []int{0}
+	return file_lightningpb_lightning_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *GenerateInvoiceRequest) GetAmount() int64 {
@@ -91,7 +91,7 @@ type GenerateInvoiceResponse struct {
 
 func (x *GenerateInvoiceResponse) Reset() {
 	*x = GenerateInvoiceResponse{}
-	mi := &file_lightning_proto_msgTypes[1]
+	mi := &file_lightningpb_lightning_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -103,7 +103,7 @@ func (x *GenerateInvoiceResponse) String() string {
 func (*GenerateInvoiceResponse) ProtoMessage() {}
 
 func (x *GenerateInvoiceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lightning_proto_msgTypes[1]
+	mi := &file_lightningpb_lightning_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -116,7 +116,7 @@ func (x *GenerateInvoiceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateInvoiceResponse.ProtoReflect.Descriptor instead.
 func (*GenerateInvoiceResponse) Descriptor() ([]byte, []int) {
-	return file_lightning_proto_rawDescGZIP(), []int{1}
+	return file_lightningpb_lightning_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *GenerateInvoiceResponse) GetInvoice() string {
@@ -137,7 +137,7 @@ type PayInvoiceRequest struct {
 
 func (x *PayInvoiceRequest) Reset() {
 	*x = PayInvoiceRequest{}
-	mi := &file_lightning_proto_msgTypes[2]
+	mi := &file_lightningpb_lightning_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -149,7 +149,7 @@ func (x *PayInvoiceRequest) String() string {
 func (*PayInvoiceRequest) ProtoMessage() {}
 
 func (x *PayInvoiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lightning_proto_msgTypes[2]
+	mi := &file_lightningpb_lightning_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -162,7 +162,7 @@ func (x *PayInvoiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PayInvoiceRequest.ProtoReflect.Descriptor instead.
 func (*PayInvoiceRequest) Descriptor() ([]byte, []int) {
-	return file_lightning_proto_rawDescGZIP(), []int{2}
+	return file_lightningpb_lightning_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *PayInvoiceRequest) GetInvoice() string {
@@ -183,7 +183,7 @@ type PayInvoiceResponse struct {
 
 func (x *PayInvoiceResponse) Reset() {
 	*x = PayInvoiceResponse{}
-	mi := &file_lightning_proto_msgTypes[3]
+	mi := &file_lightningpb_lightning_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -195,7 +195,7 @@ func (x *PayInvoiceResponse) String() string {
 func (*PayInvoiceResponse) ProtoMessage() {}
 
 func (x *PayInvoiceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lightning_proto_msgTypes[3]
+	mi := &file_lightningpb_lightning_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -208,7 +208,7 @@ func (x *PayInvoiceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PayInvoiceResponse.ProtoReflect.Descriptor instead.
 func (*PayInvoiceResponse) Descriptor() ([]byte, []int) {
-	return file_lightning_proto_rawDescGZIP(), []int{3}
+	return file_lightningpb_lightning_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *PayInvoiceResponse) GetPreimage() string {
@@ -229,7 +229,7 @@ type CheckInvoiceRequest struct {
 
 func (x *CheckInvoiceRequest) Reset() {
 	*x = CheckInvoiceRequest{}
-	mi := &file_lightning_proto_msgTypes[4]
+	mi := &file_lightningpb_lightning_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -241,7 +241,7 @@ func (x *CheckInvoiceRequest) String() string {
 func (*CheckInvoiceRequest) ProtoMessage() {}
 
 func (x *CheckInvoiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lightning_proto_msgTypes[4]
+	mi := &file_lightningpb_lightning_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -254,7 +254,7 @@ func (x *CheckInvoiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckInvoiceRequest.ProtoReflect.Descriptor instead.
 func (*CheckInvoiceRequest) Descriptor() ([]byte, []int) {
-	return file_lightning_proto_rawDescGZIP(), []int{4}
+	return file_lightningpb_lightning_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CheckInvoiceRequest) GetInvoice() string {
@@ -275,7 +275,7 @@ type CheckInvoiceResponse struct {
 
 func (x *CheckInvoiceResponse) Reset() {
 	*x = CheckInvoiceResponse{}
-	mi := &file_lightning_proto_msgTypes[5]
+	mi := &file_lightningpb_lightning_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -287,7 +287,7 @@ func (x *CheckInvoiceResponse) String() string {
 func (*CheckInvoiceResponse) ProtoMessage() {}
 
 func (x *CheckInvoiceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lightning_proto_msgTypes[5]
+	mi := &file_lightningpb_lightning_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -300,7 +300,7 @@ func (x *CheckInvoiceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckInvoiceResponse.ProtoReflect.Descriptor instead.
 func (*CheckInvoiceResponse) Descriptor() ([]byte, []int) {
-	return file_lightning_proto_rawDescGZIP(), []int{5}
+	return file_lightningpb_lightning_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CheckInvoiceResponse) GetPaid() bool {
@@ -323,7 +323,7 @@ type KeysendRequest struct {
 
 func (x *KeysendRequest) Reset() {
 	*x = KeysendRequest{}
-	mi := &file_lightning_proto_msgTypes[6]
+	mi := &file_lightningpb_lightning_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -335,7 +335,7 @@ func (x *KeysendRequest) String() string {
 func (*KeysendRequest) ProtoMessage() {}
 
 func (x *KeysendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lightning_proto_msgTypes[6]
+	mi := &file_lightningpb_lightning_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -348,7 +348,7 @@ func (x *KeysendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeysendRequest.ProtoReflect.Descriptor instead.
 func (*KeysendRequest) Descriptor() ([]byte, []int) {
-	return file_lightning_proto_rawDescGZIP(), []int{6}
+	return file_lightningpb_lightning_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *KeysendRequest) GetPubkey() string {
@@ -376,7 +376,7 @@ type KeysendResponse struct {
 
 func (x *KeysendResponse) Reset() {
 	*x = KeysendResponse{}
-	mi := &file_lightning_proto_msgTypes[7]
+	mi := &file_lightningpb_lightning_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -388,7 +388,7 @@ func (x *KeysendResponse) String() string {
 func (*KeysendResponse) ProtoMessage() {}
 
 func (x *KeysendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lightning_proto_msgTypes[7]
+	mi := &file_lightningpb_lightning_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -401,7 +401,7 @@ func (x *KeysendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeysendResponse.ProtoReflect.Descriptor instead.
 func (*KeysendResponse) Descriptor() ([]byte, []int) {
-	return file_lightning_proto_rawDescGZIP(), []int{7}
+	return file_lightningpb_lightning_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *KeysendResponse) GetPreimage() string {
@@ -411,11 +411,11 @@ func (x *KeysendResponse) GetPreimage() string {
 	return ""
 }
 
-var File_lightning_proto protoreflect.FileDescriptor
+var File_lightningpb_lightning_proto protoreflect.FileDescriptor
 
-const file_lightning_proto_rawDesc = "" +
+const file_lightningpb_lightning_proto_rawDesc = "" +
 	"\n" +
-	"\x0flightning.proto\x12\tlightning\"D\n" +
+	"\x1blightningpb/lightning.proto\x12\tlightning\"D\n" +
 	"\x16GenerateInvoiceRequest\x12\x16\n" +
 	"\x06amount\x18\x01 \x01(\x03R\x06amount\x12\x12\n" +
 	"\x04memo\x18\x02 \x01(\tR\x04memo\"3\n" +
@@ -442,19 +442,19 @@ const file_lightning_proto_rawDesc = "" +
 	"\aKeysend\x12\x19.lightning.KeysendRequest\x1a\x1a.lightning.KeysendResponseB7Z5github.com/lightningcaddy/caddy-lightning/lightningpbb\x06proto3"
 
 var (
-	file_lightning_proto_rawDescOnce sync.Once
-	file_lightning_proto_rawDescData []byte
+	file_lightningpb_lightning_proto_rawDescOnce sync.Once
+	file_lightningpb_lightning_proto_rawDescData []byte
 )
 
-func file_lightning_proto_rawDescGZIP() []byte {
-	file_lightning_proto_rawDescOnce.Do(func() {
-		file_lightning_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_lightning_proto_rawDesc), len(file_lightning_proto_rawDesc)))
+func file_lightningpb_lightning_proto_rawDescGZIP() []byte {
+	file_lightningpb_lightning_proto_rawDescOnce.Do(func() {
+		file_lightningpb_lightning_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_lightningpb_lightning_proto_rawDesc), len(file_lightningpb_lightning_proto_rawDesc)))
 	})
-	return file_lightning_proto_rawDescData
+	return file_lightningpb_lightning_proto_rawDescData
 }
 
-var file_lightning_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
-var file_lightning_proto_goTypes = []any{
+var file_lightningpb_lightning_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_lightningpb_lightning_proto_goTypes = []any{
 	(*GenerateInvoiceRequest)(nil),  // 0: lightning.GenerateInvoiceRequest
 	(*GenerateInvoiceResponse)(nil), // 1: lightning.GenerateInvoiceResponse
 	(*PayInvoiceRequest)(nil),       // 2: lightning.PayInvoiceRequest
@@ -464,7 +464,7 @@ var file_lightning_proto_goTypes = []any{
 	(*KeysendRequest)(nil),          // 6: lightning.KeysendRequest
 	(*KeysendResponse)(nil),         // 7: lightning.KeysendResponse
 }
-var file_lightning_proto_depIdxs = []int32{
+var file_lightningpb_lightning_proto_depIdxs = []int32{
 	0, // 0: lightning.Lightning.GenerateInvoice:input_type -> lightning.GenerateInvoiceRequest
 	2, // 1: lightning.Lightning.PayInvoice:input_type -> lightning.PayInvoiceRequest
 	4, // 2: lightning.Lightning.CheckInvoice:input_type -> lightning.CheckInvoiceRequest
@@ -480,26 +480,26 @@ var file_lightning_proto_depIdxs = []int32{
 	0, // [0:0] is the sub-list for field type_name
 }
 
-func init() { file_lightning_proto_init() }
-func file_lightning_proto_init() {
-	if File_lightning_proto != nil {
+func init() { file_lightningpb_lightning_proto_init() }
+func file_lightningpb_lightning_proto_init() {
+	if File_lightningpb_lightning_proto != nil {
 		return
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lightning_proto_rawDesc), len(file_lightning_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lightningpb_lightning_proto_rawDesc), len(file_lightningpb_lightning_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
-		GoTypes:           file_lightning_proto_goTypes,
-		DependencyIndexes: file_lightning_proto_depIdxs,
-		MessageInfos:      file_lightning_proto_msgTypes,
+		GoTypes:           file_lightningpb_lightning_proto_goTypes,
+		DependencyIndexes: file_lightningpb_lightning_proto_depIdxs,
+		MessageInfos:      file_lightningpb_lightning_proto_msgTypes,
 	}.Build()
-	File_lightning_proto = out.File
-	file_lightning_proto_goTypes = nil
-	file_lightning_proto_depIdxs = nil
+	File_lightningpb_lightning_proto = out.File
+	file_lightningpb_lightning_proto_goTypes = nil
+	file_lightningpb_lightning_proto_depIdxs = nil
 }

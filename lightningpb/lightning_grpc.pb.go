@@ -6,7 +6,7 @@
 // versions:
 // - protoc-gen-go-grpc v1.6.2
 // - protoc             v3.21.12
-// source: lightning.proto
+// source: lightningpb/lightning.proto
 
 package lightningpb
 
@@ -259,5 +259,5 @@ var Lightning_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
-	Metadata: "lightning.proto",
+	Metadata: "lightningpb/lightning.proto",
 }
