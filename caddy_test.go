@@ -138,3 +138,7 @@ func (r apiResponse) wantError(t *testing.T, httpStatus, grpcCode int, messagePa
 		t.Errorf("details = %v, want []", r.Body["details"])
 	}
 }
+
+func adaptCaddyfile(input string) ([]byte, []caddyconfig.Warning, error) {
+	return caddyconfig.GetAdapter("caddyfile").Adapt([]byte(input), nil)
+}
