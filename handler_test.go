@@ -97,7 +97,7 @@ func TestRequestErrors(t *testing.T) {
 		{"negative amount", "generateinvoice", `{"amount": -5}`, 400, codes.InvalidArgument, "amount must be"},
 		{"amount above supply", "generateinvoice", `{"amount": 2100000000000001}`, 400, codes.InvalidArgument, "amount must be"},
 		{"amount overflows int64", "generateinvoice", `{"amount": "99999999999999999999"}`, 400, codes.InvalidArgument, "invalid JSON"},
-		{"memo too long", "generateinvoice", `{"amount": 1, "memo": "` + strings.Repeat("m", 1025) + `"}`, 400, codes.InvalidArgument, "memo is 1025 bytes"},
+		{"memo too long", "generateinvoice", `{"amount": 1, "memo": "` + strings.Repeat("m", 640) + `"}`, 400, codes.InvalidArgument, "memo is 640 bytes, the limit is 639"},
 		{"body too large", "generateinvoice", `{"memo": "` + strings.Repeat("m", 70000) + `"}`, 413, codes.InvalidArgument, "larger than"},
 		{"missing invoice", "checkinvoice", `{}`, 400, codes.InvalidArgument, "invoice is required"},
 		{"garbage invoice", "checkinvoice", `{"invoice": "lnbcrt1garbage"}`, 400, codes.InvalidArgument, "invalid invoice"},

@@ -123,6 +123,9 @@ func TestInvoiceLifecycle(t *testing.T) {
 	wantCode(t, err, codes.NotFound, "no invoice")
 	_, err = c.CreateInvoice(ctx(t), 0, "", 0)
 	wantCode(t, err, codes.InvalidArgument, "positive")
+	if _, err = c.CreateInvoice(ctx(t), 1, strings.Repeat("x", lnd.MaxMemoBytes), 0); err != nil {
+		t.Errorf("memo of %d bytes: %v", lnd.MaxMemoBytes, err)
+	}
 	_, err = c.CreateInvoice(ctx(t), 1, strings.Repeat("x", lnd.MaxMemoBytes+1), 0)
 	wantCode(t, err, codes.InvalidArgument, "memo")
 }

@@ -13,8 +13,9 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// MaxMemoBytes is the longest memo LND accepts.
-const MaxMemoBytes = 1024
+// MaxMemoBytes is the longest memo an invoice can carry: LND accepts 1024
+// bytes, but a BOLT 11 description field holds at most 639.
+const MaxMemoBytes = 639
 
 // maxInvoiceLen bounds the BOLT 11 strings the client decodes.
 const maxInvoiceLen = 7089
