@@ -14,6 +14,8 @@ func init() {
 	httpcaddyfile.RegisterGlobalOption("lightning", parseGlobalOption)
 	httpcaddyfile.RegisterHandlerDirective("lightning", parseHandler)
 	httpcaddyfile.RegisterDirectiveOrder("lightning", httpcaddyfile.Before, "respond")
+	httpcaddyfile.RegisterHandlerDirective("paywall", parsePaywall)
+	httpcaddyfile.RegisterDirectiveOrder("paywall", httpcaddyfile.After, "forward_auth")
 }
 
 // parseGlobalOption sets up the lightning app:
@@ -149,6 +151,109 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
+func parsePaywall(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	p := new(Paywall)
+	err := p.UnmarshalCaddyfile(h.Dispenser)
+	return p, err
+}
+
+// UnmarshalCaddyfile sets up the paywall:
+//
+//	paywall [<price>] {
+//		price               <sats>
+//		valid_for           <duration>
+//		memo                <text>
+//		invoice_expiry      <duration>
+//		service             <name>
+//		root_key            <hex>
+//		keep_credentials
+//		invoices_per_client <events> <window> | off
+//		invoices_total      <events> <window> | off
+//	}
+//
+// The price is required, as the argument or in the block.
+func (p *Paywall) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		price, err := strconv.ParseInt(d.Val(), 10, 64)
+		if err != nil || price <= 0 {
+			return d.Errf("price: %q is not a positive number of satoshis", d.Val())
+		}
+		p.Price = price
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+	}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		option := d.Val()
+		if seen[option] || option == "price" && p.Price != 0 {
+			return d.Errf("%s may be given only once", option)
+		}
+		seen[option] = true
+		var err error
+		switch option {
+		case "price":
+			p.Price, err = parseSatsArg(d)
+		case "valid_for":
+			p.ValidFor, err = parseDurationArg(d)
+		case "invoice_expiry":
+			p.InvoiceExpiry, err = parseDurationArg(d)
+		case "memo":
+			if !d.AllArgs(&p.Memo) {
+				return d.ArgErr()
+			}
+		case "service":
+			if !d.AllArgs(&p.Service) {
+				return d.ArgErr()
+			}
+		case "root_key":
+			if !d.AllArgs(&p.RootKey) {
+				return d.ArgErr()
+			}
+		case "keep_credentials":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			p.KeepCredentials = true
+		case "invoices_per_client":
+			p.InvoicesPerClient, err = parseRateArgs(d)
+		case "invoices_total":
+			p.InvoicesTotal, err = parseRateArgs(d)
+		default:
+			return d.Errf("unrecognized paywall option '%s'", option)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if p.Price == 0 {
+		return d.Err("paywall: a price in satoshis is required")
+	}
+	return nil
+}
+
+// parseRateArgs reads "<events> <window>" or "off".
+func parseRateArgs(d *caddyfile.Dispenser) (*Rate, error) {
+	option := d.Val()
+	args := d.RemainingArgs()
+	if len(args) == 1 && args[0] == "off" {
+		return &Rate{}, nil
+	}
+	if len(args) != 2 {
+		return nil, d.ArgErr()
+	}
+	events, err := strconv.Atoi(args[0])
+	if err != nil || events <= 0 {
+		return nil, d.Errf("%s: %q is not a positive number of invoices", option, args[0])
+	}
+	window, err := caddy.ParseDuration(args[1])
+	if err != nil || window <= 0 {
+		return nil, d.Errf("%s: %q is not a positive duration", option, args[1])
+	}
+	return &Rate{Events: events, Window: caddy.Duration(window)}, nil
+}
+
 // parseDurationArg reads the one positive duration argument of an option.
 func parseDurationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
 	var value string
@@ -180,4 +285,5 @@ func parseSatsArg(d *caddyfile.Dispenser) (int64, error) {
 var (
 	_ caddyfile.Unmarshaler = (*App)(nil)
 	_ caddyfile.Unmarshaler = (*Handler)(nil)
+	_ caddyfile.Unmarshaler = (*Paywall)(nil)
 )

@@ -37,6 +37,9 @@ type App struct {
 	client  *lnd.Client
 	poolKey string
 	logger  *zap.Logger
+	ctx     caddy.Context
+
+	settled *settlements
 }
 
 // LNDConfig says how to reach an LND node. Placeholders such as {env.X}
@@ -68,6 +71,8 @@ func (App) CaddyModule() caddy.ModuleInfo {
 // connection is dialled on first use.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
+	a.ctx = ctx
+	a.settled = newSettlements()
 	if a.LND == nil {
 		return errors.New("lightning: the lnd block is required (address, tls_cert, macaroon)")
 	}
@@ -112,6 +117,20 @@ func (a *App) Cleanup() error {
 
 // Client returns the node client.
 func (a *App) Client() *lnd.Client { return a.client }
+
+// settlements returns what the app knows of settled invoices. The first
+// call starts following the node's invoice stream, until the config
+// unloads.
+func (a *App) settlements() *settlements {
+	a.settled.following.Do(func() {
+		go a.client.SubscribeSettlements(a.ctx, func(s lnd.Settlement) {
+			a.settled.add(s.PaymentHash, s.Preimage)
+		}, func(err error) {
+			a.logger.Warn("invoice stream interrupted; reconnecting", zap.Error(err))
+		})
+	})
+	return a.settled
+}
 
 // lightningApp fetches the lightning app, with an error that says how to
 // configure it when it is missing.

@@ -37,22 +37,22 @@ func Example() {
 
 	// Server: verify every Authorization value; no I/O.
 	check := l402.Checker{Service: "api", Price: 1500}
-	id, err := keys.Authenticate([]string{auth}, check)
+	_, id, err := keys.Authenticate([]string{auth}, check)
 	fmt.Println(err == nil, id.PaymentHash == paymentHash)
 
 	// A browser may send the token alone; the paywall then asks its node
 	// whether the invoice of id.PaymentHash is settled.
-	id, err = keys.Authenticate([]string{"L402 " + c.Token}, check)
-	fmt.Println(errors.Is(err, l402.ErrPreimageRequired), id.PaymentHash == paymentHash)
+	cred, id, err := keys.Authenticate([]string{"L402 " + c.Token}, check)
+	fmt.Println(errors.Is(err, l402.ErrPreimageRequired), id.PaymentHash == paymentHash, cred.HasPreimage)
 
 	// No credentials: answer 402. Bad credentials: answer 401.
-	_, err = keys.Authenticate(nil, check)
+	_, _, err = keys.Authenticate(nil, check)
 	fmt.Println(errors.Is(err, l402.ErrNoCredentials))
-	_, err = keys.Authenticate([]string{auth}, l402.Checker{Service: "api", Price: 3000})
+	_, _, err = keys.Authenticate([]string{auth}, l402.Checker{Service: "api", Price: 3000})
 	fmt.Println(err)
 	// Output:
 	// true true
-	// true true
+	// true true false
 	// true
 	// l402: token not valid for this price: token price 1500 sats, route price 3000 sats
 }

@@ -65,38 +65,37 @@ func (k *Keyring) VerifyCredential(cred Credential, c Checker) (Identifier, erro
 }
 
 // Authenticate parses all Authorization header values and verifies every L402
-// credential in them, in order. It returns the identifier of the first
-// credential with a preimage that verifies. Failing that, it returns the
-// identifier of the first token-only credential that verifies, with
-// ErrPreimageRequired. Otherwise it returns ErrNoCredentials when no L402 or
+// credential in them, in order. It returns the first credential with a
+// preimage that verifies, and its identifier. Failing that, it returns the
+// first token-only credential that verifies, with ErrPreimageRequired. Otherwise it returns ErrNoCredentials when no L402 or
 // LSAT credential was offered (answer 402), or else the most telling error
 // among the credentials (answer 401).
-func (k *Keyring) Authenticate(values []string, c Checker) (Identifier, error) {
+func (k *Keyring) Authenticate(values []string, c Checker) (Credential, Identifier, error) {
 	var arr [4]Credential
 	creds, err := appendAuthorization(arr[:0], values)
 	if err != nil {
-		return Identifier{}, err
+		return Credential{}, Identifier{}, err
 	}
 	var unpaid Identifier
-	haveUnpaid := false
+	unpaidAt := -1
 	var best error
 	for i := range creds {
 		id, err := k.VerifyCredential(creds[i], c)
 		switch {
 		case err == nil:
-			return id, nil
+			return creds[i], id, nil
 		case err == ErrPreimageRequired:
-			if !haveUnpaid {
-				unpaid, haveUnpaid = id, true
+			if unpaidAt < 0 {
+				unpaid, unpaidAt = id, i
 			}
 		case best == nil || errorRank(err) > errorRank(best):
 			best = err
 		}
 	}
-	if haveUnpaid {
-		return unpaid, ErrPreimageRequired
+	if unpaidAt >= 0 {
+		return creds[unpaidAt], unpaid, ErrPreimageRequired
 	}
-	return Identifier{}, best
+	return Credential{}, Identifier{}, best
 }
 
 // errorRank orders verification errors by how far the credential got.

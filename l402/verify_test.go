@@ -240,12 +240,15 @@ func TestAuthenticate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := k.Authenticate(tt.values, testCheck())
+			cred, got, err := k.Authenticate(tt.values, testCheck())
 			if !errors.Is(err, tt.wantErr) || tt.wantErr == nil && err != nil {
 				t.Fatalf("error = %v, want %v", err, tt.wantErr)
 			}
 			if tt.wantID && got != id || !tt.wantID && got != (Identifier{}) {
 				t.Fatalf("identifier = %+v", got)
+			}
+			if tt.wantID && cred.Token == "" || !tt.wantID && cred != (Credential{}) {
+				t.Fatalf("credential = %+v", cred)
 			}
 		})
 	}
@@ -393,7 +396,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 	c := testCheck()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := k.Authenticate(values, c); err != nil {
+		if _, _, err := k.Authenticate(values, c); err != nil {
 			b.Fatal(err)
 		}
 	}

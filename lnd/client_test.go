@@ -111,9 +111,9 @@ func TestInvoiceLifecycle(t *testing.T) {
 	if err := node.Settle(inv.PaymentHash); err != nil {
 		t.Fatal(err)
 	}
-	state, err := c.LookupInvoice(ctx(t), inv.PaymentHash)
-	if err != nil || state != lnd.InvoiceSettled {
-		t.Fatalf("LookupInvoice = %v, %v; want settled", state, err)
+	st, err := c.LookupInvoice(ctx(t), inv.PaymentHash)
+	if err != nil || st.State != lnd.InvoiceSettled || sha256.Sum256(st.Preimage[:]) != inv.PaymentHash {
+		t.Fatalf("LookupInvoice = %+v, %v; want settled with the preimage", st, err)
 	}
 	if got := node.Calls("GetInfo"); got != 1 {
 		t.Errorf("GetInfo calls = %d, want 1 (network learned once)", got)
@@ -328,7 +328,7 @@ func TestSubscribeSettlements(t *testing.T) {
 		t.Helper()
 		select {
 		case s := <-settled:
-			if s.PaymentHash != hash || s.AmountSat != 31 {
+			if s.PaymentHash != hash || s.AmountSat != 31 || sha256.Sum256(s.Preimage[:]) != hash {
 				t.Fatalf("settlement = %+v, want hash %x", s, hash)
 			}
 		case <-time.After(10 * time.Second):

@@ -152,29 +152,40 @@ func invoiceNetwork(invoice string, params *chaincfg.Params) string {
 	return ""
 }
 
-// LookupInvoice reports the state of the node's invoice with paymentHash:
+// InvoiceStatus is what the node says of one of its invoices.
+type InvoiceStatus struct {
+	// State is the invoice's state.
+	State InvoiceState
+	// Preimage is the payment's proof, known once the invoice is settled.
+	Preimage [32]byte
+}
+
+// LookupInvoice reports the status of the node's invoice with paymentHash:
 // one indexed lookup, whatever the number of invoices. An unknown hash is a
 // NotFound error.
-func (c *Client) LookupInvoice(ctx context.Context, paymentHash [32]byte) (InvoiceState, error) {
+func (c *Client) LookupInvoice(ctx context.Context, paymentHash [32]byte) (InvoiceStatus, error) {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	resp, err := c.lightning.LookupInvoice(ctx, &lnrpc.PaymentHash{RHash: paymentHash[:]})
 	if err != nil {
 		if status.Code(err) == codes.NotFound {
-			return 0, status.Error(codes.NotFound, "no invoice with this payment hash on the node")
+			return InvoiceStatus{}, status.Error(codes.NotFound, "no invoice with this payment hash on the node")
 		}
-		return 0, nodeError("lookup invoice", err)
+		return InvoiceStatus{}, nodeError("lookup invoice", err)
 	}
+	var st InvoiceStatus
 	switch resp.State {
 	case lnrpc.Invoice_SETTLED:
-		return InvoiceSettled, nil
+		st.State = InvoiceSettled
+		copy(st.Preimage[:], resp.RPreimage)
 	case lnrpc.Invoice_CANCELED:
-		return InvoiceCanceled, nil
+		st.State = InvoiceCanceled
 	case lnrpc.Invoice_ACCEPTED:
-		return InvoiceAccepted, nil
+		st.State = InvoiceAccepted
 	default:
-		return InvoiceOpen, nil
+		st.State = InvoiceOpen
 	}
+	return st, nil
 }
 
 // CheckInvoice reports whether the node's invoice was paid: it decodes the
@@ -184,9 +195,9 @@ func (c *Client) CheckInvoice(ctx context.Context, invoice string) (bool, error)
 	if err != nil {
 		return false, err
 	}
-	state, err := c.LookupInvoice(ctx, inv.PaymentHash)
+	st, err := c.LookupInvoice(ctx, inv.PaymentHash)
 	if err != nil {
 		return false, err
 	}
-	return state == InvoiceSettled, nil
+	return st.State == InvoiceSettled, nil
 }

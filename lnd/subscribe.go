@@ -12,6 +12,8 @@ import (
 type Settlement struct {
 	// PaymentHash identifies the invoice.
 	PaymentHash [32]byte
+	// Preimage is the payment's proof.
+	Preimage [32]byte
 	// AmountSat is what was paid.
 	AmountSat int64
 	// SettleIndex orders settlements on the node.
@@ -61,7 +63,8 @@ func (c *Client) streamSettlements(ctx context.Context, lastIndex *uint64, fn fu
 			continue
 		}
 		s := Settlement{AmountSat: inv.AmtPaidSat, SettleIndex: inv.SettleIndex}
-		if copy(s.PaymentHash[:], inv.RHash) != len(s.PaymentHash) {
+		if copy(s.PaymentHash[:], inv.RHash) != len(s.PaymentHash) ||
+			copy(s.Preimage[:], inv.RPreimage) != len(s.Preimage) {
 			continue
 		}
 		*lastIndex = inv.SettleIndex

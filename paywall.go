@@ -1,0 +1,279 @@
+package lightning
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/lightningcaddy/caddy-lightning/l402"
+	"github.com/lightningcaddy/caddy-lightning/lnd"
+)
+
+func init() {
+	caddy.RegisterModule(Paywall{})
+}
+
+// now is the paywall's clock; tests replace it.
+var now = time.Now
+
+// waitHeader marks the payment page's long poll for a settlement.
+const waitHeader = "X-L402-Wait"
+
+// waitTimeout bounds one long poll; the page polls again.
+const waitTimeout = 25 * time.Second
+
+// Paywall sells access to the rest of the route with Lightning payments,
+// speaking L402: a request without credentials gets 402 with an invoice and
+// a token; once the invoice is paid, the token and the payment's preimage
+// (Authorization: L402 <token>:<preimage>) open the route until the token
+// expires. Preimages are checked in memory, with no call to the node.
+// Browsers get a payment page that waits for the payment and then sets a
+// cookie holding the credential.
+type Paywall struct {
+	// Price is what access costs, in satoshis. Required.
+	Price int64 `json:"price,omitempty"`
+	// ValidFor is how long a token opens the route, counted from when its
+	// invoice is issued. Default: 1h.
+	ValidFor caddy.Duration `json:"valid_for,omitempty"`
+	// Memo is the invoice's description; placeholders are replaced per
+	// request. Default: "Access to {http.request.host}".
+	Memo string `json:"memo,omitempty"`
+	// InvoiceExpiry is how long an invoice can be paid. Default: 10m.
+	InvoiceExpiry caddy.Duration `json:"invoice_expiry,omitempty"`
+	// Service names what is sold (letters, digits, '-' and '_'). A token
+	// bought for one service, or at another price, never opens another
+	// paywall. Default: "default".
+	Service string `json:"service,omitempty"`
+	// RootKey is the 32-byte secret, in hex, that signs tokens;
+	// placeholders such as {env.X} and {file.X} work. Default: a key made
+	// once and kept in Caddy's storage, so tokens survive restarts and are
+	// shared by instances that share storage.
+	RootKey string `json:"root_key,omitempty"`
+	// KeepCredentials passes the L402 Authorization header and the
+	// paywall's cookie on to the rest of the route. Default: false, they
+	// are removed.
+	KeepCredentials bool `json:"keep_credentials,omitempty"`
+	// InvoicesPerClient bounds how fast one client IP can get new
+	// invoices. Default: 60 per minute. Events 0 turns it off.
+	InvoicesPerClient *Rate `json:"invoices_per_client,omitempty"`
+	// InvoicesTotal bounds how fast invoices are issued to all clients
+	// together. Default: 100 per second. Events 0 turns it off.
+	InvoicesTotal *Rate `json:"invoices_total,omitempty"`
+
+	node       *lnd.Client
+	settled    *settlements
+	keys       *l402.Keyring
+	checker    l402.Checker
+	cookieName string
+	limits     *invoiceLimits
+	lookups    *singleflight.Group
+	logger     *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (Paywall) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.paywall",
+		New: func() caddy.Module { return new(Paywall) },
+	}
+}
+
+var serviceName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// Provision checks the configuration, loads the root key and connects to
+// the lightning app. It does not contact the node.
+func (p *Paywall) Provision(ctx caddy.Context) error {
+	p.logger = ctx.Logger()
+	if p.Price <= 0 || p.Price > maxSats {
+		return fmt.Errorf("paywall: price must be between 1 and %d satoshis", int64(maxSats))
+	}
+	if p.Service == "" {
+		p.Service = "default"
+	}
+	if !serviceName.MatchString(p.Service) {
+		return fmt.Errorf("paywall: service %q: use 1-64 letters, digits, '-' or '_'", p.Service)
+	}
+	if p.ValidFor == 0 {
+		p.ValidFor = caddy.Duration(time.Hour)
+	}
+	if p.InvoiceExpiry == 0 {
+		p.InvoiceExpiry = caddy.Duration(10 * time.Minute)
+	}
+	if p.ValidFor < 0 || p.InvoiceExpiry < 0 {
+		return errors.New("paywall: valid_for and invoice_expiry must be positive")
+	}
+	if p.Memo == "" {
+		p.Memo = "Access to {http.request.host}"
+	}
+	limits, err := newInvoiceLimits(p.InvoicesPerClient, p.InvoicesTotal)
+	if err != nil {
+		return fmt.Errorf("paywall: %w", err)
+	}
+	p.limits = limits
+
+	app, err := lightningApp(ctx)
+	if err != nil {
+		return fmt.Errorf("paywall: %w", err)
+	}
+	p.node = app.Client()
+	p.settled = app.settlements()
+
+	rootKey, err := p.rootKey(ctx)
+	if err != nil {
+		return fmt.Errorf("paywall: %w", err)
+	}
+	if p.keys, err = l402.NewKeyring(rootKey); err != nil {
+		return fmt.Errorf("paywall: %w", err)
+	}
+	p.checker = l402.Checker{Service: p.Service, Price: p.Price, Now: func() time.Time { return now() }}
+	p.cookieName = "l402_" + p.Service
+	p.lookups = new(singleflight.Group)
+	return nil
+}
+
+// ServeHTTP admits requests with valid, paid credentials and answers the
+// others with a challenge.
+func (p *Paywall) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	values := r.Header.Values("Authorization")
+	if c, err := r.Cookie(p.cookieName); err == nil {
+		values = append(values[:len(values):len(values)], "L402 "+c.Value)
+	}
+	cred, id, err := p.keys.Authenticate(values, p.checker)
+	waiting := r.Header.Get(waitHeader) != ""
+	switch {
+	case err == nil:
+		if waiting {
+			return p.answerWait(w, r, cred.Token, cred.Preimage, true)
+		}
+		return p.admit(w, r, next, id)
+	case errors.Is(err, l402.ErrPreimageRequired):
+		return p.serveUnproven(w, r, next, cred.Token, id, waiting)
+	case errors.Is(err, l402.ErrNoCredentials):
+		return p.challenge(w, r, http.StatusPaymentRequired, "payment required")
+	default:
+		return p.challenge(w, r, http.StatusUnauthorized, "invalid credentials: "+err.Error())
+	}
+}
+
+// serveUnproven handles a valid token that came without its preimage: it
+// opens the route once the node has settled the token's invoice.
+func (p *Paywall) serveUnproven(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, token string, id l402.Identifier, waiting bool) error {
+	preimage, settled, err := p.settlement(r, id.PaymentHash)
+	if err != nil {
+		return writeUnavailable(w, err)
+	}
+	if waiting {
+		if !settled {
+			ctx, cancel := context.WithTimeout(r.Context(), waitTimeout)
+			preimage, settled = p.settled.wait(ctx, id.PaymentHash)
+			cancel()
+		}
+		return p.answerWait(w, r, token, preimage, settled)
+	}
+	if !settled {
+		return p.challenge(w, r, http.StatusUnauthorized, "invoice not paid yet: pay it, then retry with the preimage")
+	}
+	return p.admit(w, r, next, id)
+}
+
+// settlement reports whether the invoice with hash is settled, from memory
+// or else from one lookup on the node (shared by concurrent requests). A
+// settlement is remembered: it is final.
+func (p *Paywall) settlement(r *http.Request, hash [32]byte) ([32]byte, bool, error) {
+	if preimage, ok := p.settled.preimage(hash); ok {
+		return preimage, true, nil
+	}
+	v, err, _ := p.lookups.Do(string(hash[:]), func() (any, error) {
+		return p.node.LookupInvoice(r.Context(), hash)
+	})
+	if err != nil {
+		if status.Code(err) == codes.NotFound {
+			return [32]byte{}, false, nil
+		}
+		return [32]byte{}, false, err
+	}
+	st := v.(lnd.InvoiceStatus)
+	if st.State != lnd.InvoiceSettled {
+		return [32]byte{}, false, nil
+	}
+	p.settled.add(hash, st.Preimage)
+	return st.Preimage, true, nil
+}
+
+// answerWait answers the payment page's long poll: once paid, it sets the
+// cookie that carries the credential.
+func (p *Paywall) answerWait(w http.ResponseWriter, r *http.Request, token string, preimage [32]byte, paid bool) error {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Type", "application/json")
+	if !paid {
+		_, err := w.Write([]byte(`{"paid":false}`))
+		return err
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name:     p.cookieName,
+		Value:    token + ":" + hex.EncodeToString(preimage[:]),
+		Path:     "/",
+		MaxAge:   int(time.Duration(p.ValidFor) / time.Second),
+		HttpOnly: true,
+		Secure:   r.TLS != nil,
+		SameSite: http.SameSiteLaxMode,
+	})
+	_, err := w.Write([]byte(`{"paid":true}`))
+	return err
+}
+
+// admit passes a paid request on, with facts about the payment in
+// placeholders and, unless kept, without its L402 credentials.
+func (p *Paywall) admit(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, id l402.Identifier) error {
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Set("http.paywall.payment_hash", hex.EncodeToString(id.PaymentHash[:]))
+		repl.Set("http.paywall.token_id", hex.EncodeToString(id.TokenID[:]))
+		repl.Set("http.paywall.price", p.Price)
+		repl.Set("http.paywall.service", p.Service)
+	}
+	if !p.KeepCredentials {
+		stripCredentials(r, p.cookieName)
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// stripCredentials removes L402 and LSAT Authorization values and the
+// paywall's cookie, keeping every other credential.
+func stripCredentials(r *http.Request, cookieName string) {
+	var kept []string
+	for _, v := range r.Header.Values("Authorization") {
+		scheme, _, _ := strings.Cut(strings.TrimSpace(v), " ")
+		if !strings.EqualFold(scheme, "L402") && !strings.EqualFold(scheme, "LSAT") {
+			kept = append(kept, v)
+		}
+	}
+	r.Header.Del("Authorization")
+	for _, v := range kept {
+		r.Header.Add("Authorization", v)
+	}
+	cookies := r.Cookies()
+	r.Header.Del("Cookie")
+	for _, c := range cookies {
+		if c.Name != cookieName {
+			r.AddCookie(c)
+		}
+	}
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Paywall)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Paywall)(nil)
+)
