@@ -115,6 +115,8 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		max_payment     <sats>
 //		max_fee         <sats>
 //		payment_timeout <duration>
+//		budget          <sats> [<window>]
+//		api_key         <key>
 //	}
 //
 // Without a block the handler serves invoices and checks only: outgoing
@@ -141,6 +143,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.MaxPayment, err = parseSatsArg(d)
 		case "max_fee":
 			h.MaxFee, err = parseSatsArg(d)
+		case "budget":
+			h.Budget, err = parseBudgetArgs(d)
+		case "api_key":
+			if !d.AllArgs(&h.APIKey) {
+				return d.ArgErr()
+			}
 		default:
 			return d.Errf("unrecognized lightning option '%s'", option)
 		}
@@ -231,6 +239,27 @@ func (p *Paywall) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.Err("paywall: a price in satoshis is required")
 	}
 	return nil
+}
+
+// parseBudgetArgs reads "<sats> [<window>]".
+func parseBudgetArgs(d *caddyfile.Dispenser) (*Budget, error) {
+	args := d.RemainingArgs()
+	if len(args) < 1 || len(args) > 2 {
+		return nil, d.ArgErr()
+	}
+	sats, err := strconv.ParseInt(args[0], 10, 64)
+	if err != nil || sats <= 0 || sats > maxSats {
+		return nil, d.Errf("budget: %q is not a positive amount of satoshis", args[0])
+	}
+	b := &Budget{Amount: sats}
+	if len(args) == 2 {
+		window, err := caddy.ParseDuration(args[1])
+		if err != nil || window <= 0 {
+			return nil, d.Errf("budget: %q is not a positive duration", args[1])
+		}
+		b.Window = caddy.Duration(window)
+	}
+	return b, nil
 }
 
 // parseRateArgs reads "<events> <window>" or "off".

@@ -38,10 +38,19 @@ type Handler struct {
 	// PaymentTimeout bounds the node's search for a route.
 	// Default: 60s.
 	PaymentTimeout caddy.Duration `json:"payment_timeout,omitempty"`
+	// Budget caps what payments may spend over a sliding window, fees
+	// included. Default: none beyond MaxPayment per payment.
+	Budget *Budget `json:"budget,omitempty"`
+	// APIKey, when set, must come with every call: in the X-API-KEY
+	// header, Grpc-Metadata-X-API-KEY (as grpc-gateway clients send it),
+	// or gRPC metadata x-api-key. Placeholders such as {env.X} work.
+	// Default: none.
+	APIKey string `json:"api_key,omitempty"`
 
 	api    *service
 	rest   map[string]restMethod
 	grpc   *grpc.Server
+	apiKey apiKey
 	logger *zap.Logger
 }
 
@@ -63,6 +72,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.MaxPayment < 0 || h.MaxFee < 0 {
 		return fmt.Errorf("max_payment and max_fee must not be negative")
 	}
+	if err := h.Budget.validate(); err != nil {
+		return err
+	}
+	h.apiKey = newAPIKey(caddy.NewReplacer().ReplaceAll(h.APIKey, ""))
+	if h.MaxPayment > 0 && !h.apiKey.required() {
+		h.logger.Warn("payinvoice and keysend are enabled without api_key: anyone who reaches this route can spend "+
+			"up to max_payment per call; set api_key, or put basic_auth or forward_auth in front",
+			zap.Int64("max_payment", h.MaxPayment))
+	}
 	if h.InvoiceExpiry == 0 {
 		h.InvoiceExpiry = caddy.Duration(time.Hour)
 	}
@@ -75,10 +93,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		maxPayment:     h.MaxPayment,
 		maxFee:         h.MaxFee,
 		paymentTimeout: time.Duration(h.PaymentTimeout),
+		budget:         newSpendLedger(h.Budget),
 		logger:         h.logger,
 	}
 	h.rest = h.api.restMethods()
-	h.grpc = grpc.NewServer()
+	h.grpc = grpc.NewServer(grpc.UnaryInterceptor(h.apiKey.unaryInterceptor))
 	lightningpb.RegisterLightningServer(h.grpc, h.api)
 	return nil
 }
@@ -95,6 +114,10 @@ func (h *Handler) Cleanup() error {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
 		h.grpc.ServeHTTP(flushWriter{w, http.NewResponseController(w)}, r)
+		return nil
+	}
+	if !h.apiKey.matches(r.Header.Get("X-Api-Key")) && !h.apiKey.matches(r.Header.Get("Grpc-Metadata-X-Api-Key")) {
+		writeError(w, 0, errBadAPIKey)
 		return nil
 	}
 	h.serveREST(w, r)

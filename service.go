@@ -25,6 +25,7 @@ type service struct {
 	maxPayment     int64
 	maxFee         int64
 	paymentTimeout time.Duration
+	budget         *spendLedger
 	logger         *zap.Logger
 }
 
@@ -55,7 +56,9 @@ func (s *service) PayInvoice(ctx context.Context, req *lightningpb.PayInvoiceReq
 	if err := s.checkLimit(inv.AmountSat); err != nil {
 		return nil, err
 	}
-	pay, err := s.node.PayInvoice(ctx, inv, s.paymentOptions(inv.AmountSat))
+	pay, err := s.spend(inv.AmountSat, func(opts lnd.PaymentOptions) (lnd.Payment, error) {
+		return s.node.PayInvoice(ctx, inv, opts)
+	})
 	if err != nil {
 		s.logPaymentError("invoice payment failed", inv.PaymentHash, inv.AmountSat, err)
 		return nil, err
@@ -81,13 +84,47 @@ func (s *service) Keysend(ctx context.Context, req *lightningpb.KeysendRequest) 
 	if err := s.checkLimit(req.Amount); err != nil {
 		return nil, err
 	}
-	pay, err := s.node.Keysend(ctx, req.Pubkey, req.Amount, s.paymentOptions(req.Amount))
+	pay, err := s.spend(req.Amount, func(opts lnd.PaymentOptions) (lnd.Payment, error) {
+		return s.node.Keysend(ctx, req.Pubkey, req.Amount, opts)
+	})
 	if err != nil {
 		s.logger.Info("keysend failed", zap.Int64("amount_sat", req.Amount), zap.Error(err))
 		return nil, err
 	}
 	s.logPayment("keysend sent", pay)
 	return &lightningpb.KeysendResponse{Preimage: hex.EncodeToString(pay.Preimage[:])}, nil
+}
+
+// spend runs a payment of amountSat within the budget: it reserves the
+// amount plus the fee limit, then books what the payment really cost. A
+// payment whose outcome is unknown (the node stopped answering) keeps its
+// reservation.
+func (s *service) spend(amountSat int64, pay func(lnd.PaymentOptions) (lnd.Payment, error)) (lnd.Payment, error) {
+	opts := s.paymentOptions(amountSat)
+	reservation, err := s.budget.reserve(amountSat + opts.FeeLimitSat)
+	if err != nil {
+		return lnd.Payment{}, err
+	}
+	p, err := pay(opts)
+	switch {
+	case err == nil && p.Earlier:
+		s.budget.settle(reservation, 0)
+	case err == nil:
+		s.budget.settle(reservation, p.AmountSat+p.FeeSat)
+	case !outcomeUnknown(err):
+		s.budget.settle(reservation, 0)
+	}
+	return p, err
+}
+
+// outcomeUnknown reports whether a payment that returned err may still
+// have moved money.
+func outcomeUnknown(err error) bool {
+	switch status.Code(err) {
+	case codes.DeadlineExceeded, codes.Unavailable, codes.Canceled, codes.Unknown, codes.Internal:
+		return true
+	}
+	return false
 }
 
 func (s *service) paymentsEnabled() error {

@@ -37,6 +37,9 @@ type Payment struct {
 	AmountSat int64
 	// FeeSat is what the routing cost.
 	FeeSat int64
+	// Earlier is true when the node had made (or was making) this payment
+	// before the call: no money moved because of it.
+	Earlier bool
 }
 
 // PayInvoice pays a BOLT 11 invoice. If the node has paid (or is paying)
@@ -121,7 +124,9 @@ func (c *Client) trackPayment(ctx context.Context, hash [32]byte) (Payment, erro
 	if err != nil {
 		return Payment{}, nodeError("track payment", err)
 	}
-	return paymentResult(pay)
+	p, err := paymentResult(pay)
+	p.Earlier = true
+	return p, err
 }
 
 // paymentStream is what SendPaymentV2 and TrackPaymentV2 return.
