@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/lightningnetwork/lnd/lnrpc"
@@ -32,11 +33,13 @@ type Node struct {
 	MacaroonPath string // admin macaroon
 	Pubkey       string // identity public key, hex
 
-	lncli  string
-	proc   *process
-	conn   *grpc.ClientConn
-	ln     lnrpc.LightningClient
-	router routerrpc.RouterClient
+	lncli   string
+	lnd     string   // lnd binary
+	lndArgs []string // its flags, kept for Start
+	proc    *process
+	conn    *grpc.ClientConn
+	ln      lnrpc.LightningClient
+	router  routerrpc.RouterClient
 }
 
 // startLnd starts lnd in dir on top of backend and returns once its RPC
@@ -55,25 +58,26 @@ func startLnd(ctx context.Context, bin *Binaries, name, dir string, backend *btc
 		TLSCertPath:  filepath.Join(dir, "tls.cert"),
 		MacaroonPath: filepath.Join(dir, "data", "chain", "bitcoin", "regtest", "admin.macaroon"),
 		lncli:        bin.Lncli,
+		lnd:          bin.Lnd,
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	n.proc, err = startProcess(name, filepath.Join(dir, name+".log"), bin.Lnd,
-		"--lnddir="+dir,
-		"--alias="+name,
+	n.lndArgs = []string{
+		"--lnddir=" + dir,
+		"--alias=" + name,
 		"--bitcoin.regtest",
 		"--bitcoin.node=btcd",
-		"--btcd.rpchost="+backend.rpcAddr,
-		"--btcd.rpcuser="+btcdRPCUser,
-		"--btcd.rpcpass="+btcdRPCPass,
-		"--btcd.rpccert="+backend.certPath,
+		"--btcd.rpchost=" + backend.rpcAddr,
+		"--btcd.rpcuser=" + btcdRPCUser,
+		"--btcd.rpcpass=" + btcdRPCPass,
+		"--btcd.rpccert=" + backend.certPath,
 		"--noseedbackup",
 		"--nobootstrap",
-		"--rpclisten="+n.GRPCAddr,
-		"--restlisten="+n.RESTAddr,
-		"--listen="+n.P2PAddr,
-		"--externalip="+n.P2PAddr,
+		"--rpclisten=" + n.GRPCAddr,
+		"--restlisten=" + n.RESTAddr,
+		"--listen=" + n.P2PAddr,
+		"--externalip=" + n.P2PAddr,
 		"--bitcoin.defaultchanconfs=1",
 		"--maxpendingchannels=2", // alice and bob each open one
 		"--accept-keysend",
@@ -81,14 +85,53 @@ func startLnd(ctx context.Context, bin *Binaries, name, dir string, backend *btc
 		"--gossip.sub-batch-delay=5ms",
 		"--db.batch-commit-interval=10ms",
 		"--debuglevel=info",
-	)
-	if err != nil {
-		return nil, err
 	}
-	if err := n.waitActive(ctx); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, errors.Join(err, n.stop()))
+	if err := n.launch(ctx); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	return n, nil
+}
+
+// launch runs lnd with the node's flags and waits until it is active.
+func (n *Node) launch(ctx context.Context) error {
+	proc, err := startProcess(n.Name, filepath.Join(n.LndDir, n.Name+".log"), n.lnd, n.lndArgs...)
+	if err != nil {
+		return err
+	}
+	n.proc = proc
+	if err := n.waitActive(ctx); err != nil {
+		return errors.Join(err, n.stop())
+	}
+	return nil
+}
+
+// Stop stops the node's lnd and keeps its data, so tests can see an
+// unavailable node; Start brings it back. Network.Stop stops it for good.
+func (n *Node) Stop() error {
+	return n.stop()
+}
+
+// Start restarts a stopped node with the same ports, keys and channels, and
+// returns once its RPC server is active again.
+func (n *Node) Start(ctx context.Context) error {
+	if n.proc.exited() == nil {
+		return fmt.Errorf("start %s: already running", n.Name)
+	}
+	if err := n.launch(ctx); err != nil {
+		return fmt.Errorf("start %s: %w", n.Name, err)
+	}
+	return nil
+}
+
+// Freeze suspends the node's lnd (SIGSTOP): it keeps its connections open
+// but answers nothing, like a stuck node. Thaw resumes it.
+func (n *Node) Freeze() error {
+	return n.proc.signal(syscall.SIGSTOP)
+}
+
+// Thaw resumes a frozen node (SIGCONT).
+func (n *Node) Thaw() error {
+	return n.proc.signal(syscall.SIGCONT)
 }
 
 // waitActive waits for SERVER_ACTIVE, then opens the admin connection and

@@ -86,6 +86,14 @@ func (p *process) logTail(n int) string {
 	return tail(string(b), n)
 }
 
+// signal sends sig to the process.
+func (p *process) signal(sig syscall.Signal) error {
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("signal %s: %w", p.name, err)
+	}
+	return nil
+}
+
 // stop sends SIGTERM and waits for a clean exit, killing the process group
 // if the process does not exit within stopTimeout.
 func (p *process) stop() error {
@@ -97,6 +105,7 @@ func (p *process) stop() error {
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return fmt.Errorf("stop %s: %w", p.name, err)
 	}
+	_ = p.cmd.Process.Signal(syscall.SIGCONT) // a frozen process must run to exit
 	select {
 	case <-p.done:
 		return nil
