@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
@@ -35,6 +36,7 @@ func benchNode(b *testing.B) (*lndtest.Node, *lnd.Client) {
 func benchHandler(b *testing.B) (*Handler, *lndtest.Node) {
 	node, client := benchNode(b)
 	svc := &service{
+		app:            benchApp(b, client),
 		node:           client,
 		invoiceExpiry:  time.Hour,
 		maxPayment:     1_000_000,
@@ -89,6 +91,11 @@ func BenchmarkKeysend(b *testing.B) {
 	benchREST(b, h, "keysend", func() []byte { return body })
 }
 
+// benchApp is a lightning app around client, without Caddy or events.
+func benchApp(b *testing.B, client *lnd.Client) *App {
+	return &App{client: client, settled: newSettlements(), ctx: caddy.Context{Context: b.Context()}, logger: zap.NewNop()}
+}
+
 // benchPaywall is a paywall wired to a fake node, without Caddy.
 func benchPaywall(b *testing.B) (*Paywall, *lndtest.Node) {
 	node, client := benchNode(b)
@@ -97,9 +104,11 @@ func benchPaywall(b *testing.B) (*Paywall, *lndtest.Node) {
 		b.Fatal(err)
 	}
 	limits, _ := newInvoiceLimits(&Rate{}, &Rate{})
+	app := benchApp(b, client)
 	p := &Paywall{
 		Price: 100, ValidFor: 3600e9, InvoiceExpiry: 600e9, Service: "bench", Memo: "bench",
-		node: client, settled: newSettlements(), keys: keys, limits: limits,
+		app: app, node: client, settled: app.settlements(), keys: keys, limits: limits,
+		metrics: newPaywallMetrics("bench"),
 		checker:    l402.Checker{Service: "bench", Price: 100},
 		cookieName: "l402_bench", lookups: new(singleflight.Group), logger: zap.NewNop(),
 	}

@@ -37,6 +37,7 @@ type challengeBody struct {
 // payment page).
 func (p *Paywall) challenge(w http.ResponseWriter, r *http.Request, httpStatus int, message string) error {
 	if wait, ok := p.limits.allow(clientIP(r)); !ok {
+		p.metrics.challenge(http.StatusTooManyRequests)
 		return writeTooManyRequests(w, wait)
 	}
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
@@ -47,8 +48,10 @@ func (p *Paywall) challenge(w http.ResponseWriter, r *http.Request, httpStatus i
 	inv, err := p.node.CreateInvoice(r.Context(), p.Price, memo, time.Duration(p.InvoiceExpiry))
 	if err != nil {
 		p.logger.Warn("cannot issue invoice", zap.Error(err))
-		return writeUnavailable(w, err)
+		return p.unavailable(w, err)
 	}
+	p.settled.noteIssued(inv.PaymentHash, p.Service)
+	p.metrics.issued.Inc()
 	validUntil := now().Add(time.Duration(p.ValidFor))
 	token, _, err := p.keys.Mint(inv.PaymentHash,
 		l402.ServicesCaveat(l402.Service{Name: p.Service}),
@@ -69,6 +72,7 @@ func (p *Paywall) challenge(w http.ResponseWriter, r *http.Request, httpStatus i
 	h.Add("Vary", "Accept")
 	hash := hex.EncodeToString(inv.PaymentHash[:])
 	p.logger.Debug("challenge issued", zap.String("payment_hash", hash), zap.Int("status", httpStatus))
+	p.metrics.challenge(httpStatus)
 
 	if prefersHTML(r) {
 		nonce := newNonce()
@@ -128,13 +132,13 @@ func clientIP(r *http.Request) string {
 	return host
 }
 
-// writeUnavailable answers when the node cannot be reached or fails.
-func writeUnavailable(w http.ResponseWriter, err error) error {
-	code := status.Code(err)
+// unavailable answers when the node cannot be reached or fails.
+func (p *Paywall) unavailable(w http.ResponseWriter, err error) error {
 	httpStatus := http.StatusServiceUnavailable
-	if code == codes.DeadlineExceeded {
+	if status.Code(err) == codes.DeadlineExceeded {
 		httpStatus = http.StatusGatewayTimeout
 	}
+	p.metrics.challenge(httpStatus)
 	w.Header().Set("Retry-After", "5")
 	writeJSONMessage(w, httpStatus, "the Lightning node is unavailable, try again shortly: "+status.Convert(err).Message())
 	return nil

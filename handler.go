@@ -88,6 +88,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.PaymentTimeout = caddy.Duration(60 * time.Second)
 	}
 	h.api = &service{
+		app:            app,
 		node:           app.Client(),
 		invoiceExpiry:  time.Duration(h.InvoiceExpiry),
 		maxPayment:     h.MaxPayment,

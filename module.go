@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyevents"
 	"go.uber.org/zap"
 
 	"github.com/lightningcaddy/caddy-lightning/lnd"
@@ -40,6 +41,7 @@ type App struct {
 	ctx     caddy.Context
 
 	settled *settlements
+	events  *caddyevents.App
 }
 
 // LNDConfig says how to reach an LND node. Placeholders such as {env.X}
@@ -73,6 +75,14 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	a.ctx = ctx
 	a.settled = newSettlements()
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("lightning: register metrics: %w", err)
+	}
+	events, err := ctx.App("events")
+	if err != nil {
+		return fmt.Errorf("lightning: %w", err)
+	}
+	a.events = events.(*caddyevents.App)
 	if a.LND == nil {
 		return errors.New("lightning: the lnd block is required (address, tls_cert, macaroon)")
 	}
@@ -124,12 +134,37 @@ func (a *App) Client() *lnd.Client { return a.client }
 func (a *App) settlements() *settlements {
 	a.settled.following.Do(func() {
 		go a.client.SubscribeSettlements(a.ctx, func(s lnd.Settlement) {
-			a.settled.add(s.PaymentHash, s.Preimage)
+			a.recordSettlement(s.PaymentHash, s.Preimage, s.AmountSat)
 		}, func(err error) {
 			a.logger.Warn("invoice stream interrupted; reconnecting", zap.Error(err))
 		})
 	})
 	return a.settled
+}
+
+// recordSettlement remembers a settled invoice and, the first time an
+// invoice this Caddy issued is seen settled, counts it and emits the
+// lightning_invoice_settled event.
+func (a *App) recordSettlement(hash, preimage [32]byte, amountSat int64) {
+	service, issued := a.settled.add(hash, preimage)
+	if !issued {
+		return
+	}
+	invoicesSettled.WithLabelValues(service).Inc()
+	satsReceived.WithLabelValues(service).Add(float64(amountSat))
+	hashHex := hex.EncodeToString(hash[:])
+	a.logger.Info("invoice settled", zap.String("payment_hash", hashHex),
+		zap.String("service", service), zap.Int64("amount_sat", amountSat))
+	a.emit("lightning_invoice_settled", map[string]any{
+		"payment_hash": hashHex, "service": service, "amount_sat": amountSat,
+	})
+}
+
+// emit sends a Caddy event that other modules can subscribe to.
+func (a *App) emit(name string, data map[string]any) {
+	if a.events != nil {
+		a.events.Emit(a.ctx, name, data)
+	}
 }
 
 // lightningApp fetches the lightning app, with an error that says how to
@@ -169,6 +204,7 @@ func (c *LNDConfig) clientConfig(repl *caddy.Replacer) (lnd.Config, error) {
 		TLSCert:     cert,
 		Macaroon:    mac,
 		CallTimeout: time.Duration(c.Timeout),
+		Observer:    observeNodeCall,
 	}, nil
 }
 

@@ -72,8 +72,10 @@ type Paywall struct {
 	// together. Default: 100 per second. Events 0 turns it off.
 	InvoicesTotal *Rate `json:"invoices_total,omitempty"`
 
+	app        *App
 	node       *lnd.Client
 	settled    *settlements
+	metrics    paywallMetrics
 	keys       *l402.Keyring
 	checker    l402.Checker
 	cookieName string
@@ -127,8 +129,10 @@ func (p *Paywall) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("paywall: %w", err)
 	}
+	p.app = app
 	p.node = app.Client()
 	p.settled = app.settlements()
+	p.metrics = newPaywallMetrics(p.Service)
 
 	rootKey, err := p.rootKey(ctx)
 	if err != nil {
@@ -154,6 +158,7 @@ func (p *Paywall) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	waiting := r.Header.Get(waitHeader) != ""
 	switch {
 	case err == nil:
+		p.metrics.preimage.Inc()
 		if waiting {
 			return p.answerWait(w, r, cred.Token, cred.Preimage, true)
 		}
@@ -161,8 +166,10 @@ func (p *Paywall) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	case errors.Is(err, l402.ErrPreimageRequired):
 		return p.serveUnproven(w, r, next, cred.Token, id, waiting)
 	case errors.Is(err, l402.ErrNoCredentials):
+		p.metrics.none.Inc()
 		return p.challenge(w, r, http.StatusPaymentRequired, "payment required")
 	default:
+		p.metrics.invalid.Inc()
 		return p.challenge(w, r, http.StatusUnauthorized, "invalid credentials: "+err.Error())
 	}
 }
@@ -172,7 +179,7 @@ func (p *Paywall) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 func (p *Paywall) serveUnproven(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, token string, id l402.Identifier, waiting bool) error {
 	preimage, settled, err := p.settlement(r, id.PaymentHash)
 	if err != nil {
-		return writeUnavailable(w, err)
+		return p.unavailable(w, err)
 	}
 	if waiting {
 		if !settled {
@@ -183,8 +190,10 @@ func (p *Paywall) serveUnproven(w http.ResponseWriter, r *http.Request, next cad
 		return p.answerWait(w, r, token, preimage, settled)
 	}
 	if !settled {
+		p.metrics.unpaid.Inc()
 		return p.challenge(w, r, http.StatusUnauthorized, "invoice not paid yet: pay it, then retry with the preimage")
 	}
+	p.metrics.settled.Inc()
 	return p.admit(w, r, next, id)
 }
 
@@ -208,7 +217,7 @@ func (p *Paywall) settlement(r *http.Request, hash [32]byte) ([32]byte, bool, er
 	if st.State != lnd.InvoiceSettled {
 		return [32]byte{}, false, nil
 	}
-	p.settled.add(hash, st.Preimage)
+	p.app.recordSettlement(hash, st.Preimage, st.AmountPaidSat)
 	return st.Preimage, true, nil
 }
 

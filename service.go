@@ -16,10 +16,14 @@ import (
 // maxSats is the bitcoin supply cap, the largest amount that makes sense.
 const maxSats = 21_000_000 * 100_000_000
 
+// apiService labels invoices made by generateinvoice in metrics and events.
+const apiService = "lightning_api"
+
 // service implements the Lightning API once, for gRPC and REST alike.
 type service struct {
 	lightningpb.UnimplementedLightningServer
 
+	app            *App
 	node           *lnd.Client
 	invoiceExpiry  time.Duration
 	maxPayment     int64
@@ -38,6 +42,8 @@ func (s *service) GenerateInvoice(ctx context.Context, req *lightningpb.Generate
 	if err != nil {
 		return nil, err
 	}
+	s.app.settlements().noteIssued(inv.PaymentHash, apiService)
+	invoicesIssued.WithLabelValues(apiService).Inc()
 	s.logger.Debug("invoice generated",
 		zap.String("payment_hash", hex.EncodeToString(inv.PaymentHash[:])),
 		zap.Int64("amount_sat", inv.AmountSat))
@@ -47,23 +53,18 @@ func (s *service) GenerateInvoice(ctx context.Context, req *lightningpb.Generate
 // PayInvoice pays an invoice within the configured limits.
 func (s *service) PayInvoice(ctx context.Context, req *lightningpb.PayInvoiceRequest) (*lightningpb.PayInvoiceResponse, error) {
 	if err := s.paymentsEnabled(); err != nil {
-		return nil, err
+		return nil, s.refused(kindInvoice, err)
 	}
 	inv, err := s.node.DecodeInvoice(ctx, req.Invoice)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.checkLimit(inv.AmountSat); err != nil {
-		return nil, err
-	}
-	pay, err := s.spend(inv.AmountSat, func(opts lnd.PaymentOptions) (lnd.Payment, error) {
+	pay, err := s.spend(kindInvoice, inv.AmountSat, func(opts lnd.PaymentOptions) (lnd.Payment, error) {
 		return s.node.PayInvoice(ctx, inv, opts)
 	})
 	if err != nil {
-		s.logPaymentError("invoice payment failed", inv.PaymentHash, inv.AmountSat, err)
 		return nil, err
 	}
-	s.logPayment("invoice paid", pay)
 	return &lightningpb.PayInvoiceResponse{Preimage: hex.EncodeToString(pay.Preimage[:])}, nil
 }
 
@@ -79,42 +80,76 @@ func (s *service) CheckInvoice(ctx context.Context, req *lightningpb.CheckInvoic
 // Keysend pushes a payment to another node within the configured limits.
 func (s *service) Keysend(ctx context.Context, req *lightningpb.KeysendRequest) (*lightningpb.KeysendResponse, error) {
 	if err := s.paymentsEnabled(); err != nil {
-		return nil, err
+		return nil, s.refused(kindKeysend, err)
 	}
-	if err := s.checkLimit(req.Amount); err != nil {
-		return nil, err
-	}
-	pay, err := s.spend(req.Amount, func(opts lnd.PaymentOptions) (lnd.Payment, error) {
+	pay, err := s.spend(kindKeysend, req.Amount, func(opts lnd.PaymentOptions) (lnd.Payment, error) {
 		return s.node.Keysend(ctx, req.Pubkey, req.Amount, opts)
 	})
 	if err != nil {
-		s.logger.Info("keysend failed", zap.Int64("amount_sat", req.Amount), zap.Error(err))
 		return nil, err
 	}
-	s.logPayment("keysend sent", pay)
 	return &lightningpb.KeysendResponse{Preimage: hex.EncodeToString(pay.Preimage[:])}, nil
 }
 
-// spend runs a payment of amountSat within the budget: it reserves the
-// amount plus the fee limit, then books what the payment really cost. A
-// payment whose outcome is unknown (the node stopped answering) keeps its
-// reservation.
-func (s *service) spend(amountSat int64, pay func(lnd.PaymentOptions) (lnd.Payment, error)) (lnd.Payment, error) {
+// Kinds of outgoing payment, for metrics, logs and events.
+const (
+	kindInvoice = "invoice"
+	kindKeysend = "keysend"
+)
+
+// spend runs a payment of amountSat within max_payment and the budget: it
+// reserves the amount plus the fee limit, then books what the payment
+// really cost. A payment whose outcome is unknown (the node stopped
+// answering) keeps its reservation. Every outcome is counted, logged and
+// sent as an event.
+func (s *service) spend(kind string, amountSat int64, pay func(lnd.PaymentOptions) (lnd.Payment, error)) (lnd.Payment, error) {
+	if amountSat > s.maxPayment {
+		return lnd.Payment{}, s.refused(kind, status.Errorf(codes.PermissionDenied,
+			"amount of %d sat exceeds this server's max_payment of %d sat", amountSat, s.maxPayment))
+	}
 	opts := s.paymentOptions(amountSat)
 	reservation, err := s.budget.reserve(amountSat + opts.FeeLimitSat)
 	if err != nil {
-		return lnd.Payment{}, err
+		return lnd.Payment{}, s.refused(kind, err)
 	}
 	p, err := pay(opts)
 	switch {
 	case err == nil && p.Earlier:
 		s.budget.settle(reservation, 0)
+		payments.WithLabelValues(kind, "repeated").Inc()
+		s.logger.Info("payment already made: returned its preimage, moved no money",
+			zap.String("kind", kind), zap.String("payment_hash", hex.EncodeToString(p.PaymentHash[:])))
 	case err == nil:
 		s.budget.settle(reservation, p.AmountSat+p.FeeSat)
-	case !outcomeUnknown(err):
-		s.budget.settle(reservation, 0)
+		s.recordPayment(kind, "succeeded", amountSat+p.FeeSat)
+		hash := hex.EncodeToString(p.PaymentHash[:])
+		s.logger.Info("payment sent", zap.String("kind", kind), zap.String("payment_hash", hash),
+			zap.Int64("amount_sat", p.AmountSat), zap.Int64("fee_sat", p.FeeSat))
+		s.app.emit("lightning_payment_sent", map[string]any{
+			"kind": kind, "payment_hash": hash, "amount_sat": p.AmountSat, "fee_sat": p.FeeSat,
+		})
+	default:
+		if !outcomeUnknown(err) {
+			s.budget.settle(reservation, 0)
+		}
+		s.recordPayment(kind, "failed", amountSat)
+		s.logger.Info("payment failed", zap.String("kind", kind), zap.Int64("amount_sat", amountSat), zap.Error(err))
+		s.app.emit("lightning_payment_failed", map[string]any{
+			"kind": kind, "amount_sat": amountSat, "error": status.Convert(err).Message(),
+		})
 	}
 	return p, err
+}
+
+func (s *service) recordPayment(kind, result string, sats int64) {
+	payments.WithLabelValues(kind, result).Inc()
+	paymentSats.WithLabelValues(kind, result).Add(float64(sats))
+}
+
+// refused counts a payment the limits did not allow, and returns err.
+func (s *service) refused(kind string, err error) error {
+	payments.WithLabelValues(kind, "refused").Inc()
+	return err
 }
 
 // outcomeUnknown reports whether a payment that returned err may still
@@ -134,15 +169,6 @@ func (s *service) paymentsEnabled() error {
 	return nil
 }
 
-// checkLimit refuses payments above max_payment; the node client rejects
-// amounts that are not positive.
-func (s *service) checkLimit(amountSat int64) error {
-	if amountSat > s.maxPayment {
-		return status.Errorf(codes.PermissionDenied, "amount of %d sat exceeds this server's max_payment of %d sat", amountSat, s.maxPayment)
-	}
-	return nil
-}
-
 // paymentOptions gives the fee limit (MaxFee, or 1% of the amount and at
 // least 10 sat) and timeout for a payment of amountSat.
 func (s *service) paymentOptions(amountSat int64) lnd.PaymentOptions {
@@ -151,18 +177,4 @@ func (s *service) paymentOptions(amountSat int64) lnd.PaymentOptions {
 		fee = max(10, amountSat/100)
 	}
 	return lnd.PaymentOptions{FeeLimitSat: fee, Timeout: s.paymentTimeout}
-}
-
-func (s *service) logPayment(msg string, pay lnd.Payment) {
-	s.logger.Info(msg,
-		zap.String("payment_hash", hex.EncodeToString(pay.PaymentHash[:])),
-		zap.Int64("amount_sat", pay.AmountSat),
-		zap.Int64("fee_sat", pay.FeeSat))
-}
-
-func (s *service) logPaymentError(msg string, hash [32]byte, amountSat int64, err error) {
-	s.logger.Info(msg,
-		zap.String("payment_hash", hex.EncodeToString(hash[:])),
-		zap.Int64("amount_sat", amountSat),
-		zap.Error(err))
 }

@@ -19,6 +19,10 @@ type settlements struct {
 	older   map[[32]byte][32]byte
 	waiters map[[32]byte][]chan [32]byte
 
+	// Invoices issued and not yet seen settled: payment hash -> service
+	// (for metrics), bounded the same way.
+	issued, issuedOlder map[[32]byte]string
+
 	following sync.Once // the app starts following the node's stream once
 }
 
@@ -26,11 +30,25 @@ func newSettlements() *settlements {
 	return &settlements{
 		recent:  make(map[[32]byte][32]byte),
 		waiters: make(map[[32]byte][]chan [32]byte),
+		issued:  make(map[[32]byte]string),
 	}
 }
 
-// add records a settlement and wakes its waiters.
-func (s *settlements) add(hash, preimage [32]byte) {
+// noteIssued records that this Caddy issued the invoice with hash for
+// service.
+func (s *settlements) noteIssued(hash [32]byte, service string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.issued) >= settlementMemory/2 {
+		s.issuedOlder, s.issued = s.issued, make(map[[32]byte]string)
+	}
+	s.issued[hash] = service
+}
+
+// add records a settlement and wakes its waiters. If the invoice was
+// issued here and this is the first news of its settlement, it returns
+// the service it was issued for and true.
+func (s *settlements) add(hash, preimage [32]byte) (service string, issued bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.recent) >= settlementMemory/2 {
@@ -41,6 +59,12 @@ func (s *settlements) add(hash, preimage [32]byte) {
 		ch <- preimage
 	}
 	delete(s.waiters, hash)
+	if service, issued = s.issued[hash]; issued {
+		delete(s.issued, hash)
+	} else if service, issued = s.issuedOlder[hash]; issued {
+		delete(s.issuedOlder, hash)
+	}
+	return service, issued
 }
 
 // preimage returns the remembered preimage of a settled invoice.

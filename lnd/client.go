@@ -37,6 +37,8 @@ type Config struct {
 	// CallTimeout bounds each call without a deadline of its own.
 	// Default: DefaultCallTimeout.
 	CallTimeout time.Duration
+	// Observer, if set, hears about every call (for metrics).
+	Observer Observer
 }
 
 // Client talks to one LND node. It is safe for concurrent use. Creating it
@@ -65,7 +67,7 @@ func New(cfg Config) (*Client, error) {
 	if len(cfg.Macaroon) == 0 {
 		return nil, errors.New("lnd: macaroon is required")
 	}
-	conn, err := grpc.NewClient(cfg.Address,
+	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(credentials.NewClientTLSFromCert(pool, "")),
 		grpc.WithPerRPCCredentials(macaroonCredential(hex.EncodeToString(cfg.Macaroon))),
 		// A restarted node should be found again within seconds, not
@@ -79,7 +81,11 @@ func New(cfg Config) (*Client, error) {
 			},
 			MinConnectTimeout: 3 * time.Second,
 		}),
-	)
+	}
+	if cfg.Observer != nil {
+		opts = append(opts, grpc.WithUnaryInterceptor(cfg.Observer.unary), grpc.WithStreamInterceptor(cfg.Observer.stream))
+	}
+	conn, err := grpc.NewClient(cfg.Address, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("lnd: create client for %s: %w", cfg.Address, err)
 	}

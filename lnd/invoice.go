@@ -158,6 +158,8 @@ type InvoiceStatus struct {
 	State InvoiceState
 	// Preimage is the payment's proof, known once the invoice is settled.
 	Preimage [32]byte
+	// AmountPaidSat is what was paid, once settled.
+	AmountPaidSat int64
 }
 
 // LookupInvoice reports the status of the node's invoice with paymentHash:
@@ -177,6 +179,7 @@ func (c *Client) LookupInvoice(ctx context.Context, paymentHash [32]byte) (Invoi
 	switch resp.State {
 	case lnrpc.Invoice_SETTLED:
 		st.State = InvoiceSettled
+		st.AmountPaidSat = resp.AmtPaidSat
 		copy(st.Preimage[:], resp.RPreimage)
 	case lnrpc.Invoice_CANCELED:
 		st.State = InvoiceCanceled
