@@ -108,7 +108,7 @@ func benchPaywall(b *testing.B) (*Paywall, *lndtest.Node) {
 	p := &Paywall{
 		Price: 100, ValidFor: 3600e9, InvoiceExpiry: 600e9, Service: "bench", Memo: "bench",
 		app: app, node: client, settled: app.settlements(), keys: keys, limits: limits,
-		metrics: newPaywallMetrics("bench"),
+		metrics:    newPaywallMetrics("bench"),
 		checker:    l402.Checker{Service: "bench", Price: 100},
 		cookieName: "l402_bench", lookups: new(singleflight.Group), logger: zap.NewNop(),
 	}
