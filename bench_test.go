@@ -107,7 +107,7 @@ func benchPaywall(b *testing.B) (*Paywall, *lndtest.Node) {
 	app := benchApp(b, client)
 	p := &Paywall{
 		Price: 100, ValidFor: 3600e9, InvoiceExpiry: 600e9, Service: "bench", Memo: "bench",
-		app: app, node: client, settled: app.settlements(), keys: keys, limits: limits,
+		app: app, node: client, settled: app.settlements(), fixedKeys: keys, limits: limits,
 		metrics:    newPaywallMetrics("bench"),
 		checker:    l402.Checker{Service: "bench", Price: 100},
 		cookieName: "l402_bench", lookups: new(singleflight.Group), logger: zap.NewNop(),
@@ -125,7 +125,7 @@ var okHandler = caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Reques
 func BenchmarkPaywallPaid(b *testing.B) {
 	p, _ := benchPaywall(b)
 	preimage := [32]byte{7}
-	token, _, err := p.keys.Mint(sha256.Sum256(preimage[:]), l402.ServicesCaveat(l402.Service{Name: "bench"}),
+	token, _, err := p.fixedKeys.Mint(sha256.Sum256(preimage[:]), l402.ServicesCaveat(l402.Service{Name: "bench"}),
 		l402.ValidUntilCaveat("bench", time.Now().Add(time.Hour)), l402.PriceCaveat("bench", 100))
 	if err != nil {
 		b.Fatal(err)

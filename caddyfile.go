@@ -28,6 +28,7 @@ func init() {
 //				macaroon <path|hex>
 //				timeout  <duration>
 //			}
+//			sync_interval <duration>
 //		}
 //	}
 func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
@@ -58,6 +59,15 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := a.LND.unmarshalCaddyfile(d); err != nil {
 				return err
 			}
+		case "sync_interval":
+			if a.SyncInterval != 0 {
+				return d.Err("sync_interval may be given only once")
+			}
+			interval, err := parseDurationArg(d)
+			if err != nil {
+				return err
+			}
+			a.SyncInterval = interval
 		default:
 			return d.Errf("unrecognized lightning option '%s'", d.Val())
 		}

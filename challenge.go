@@ -53,7 +53,7 @@ func (p *Paywall) challenge(w http.ResponseWriter, r *http.Request, httpStatus i
 	p.settled.noteIssued(inv.PaymentHash, p.Service)
 	p.metrics.issued.Inc()
 	validUntil := now().Add(time.Duration(p.ValidFor))
-	token, _, err := p.keys.Mint(inv.PaymentHash,
+	token, _, err := p.keyring().Mint(inv.PaymentHash,
 		l402.ServicesCaveat(l402.Service{Name: p.Service}),
 		l402.ValidUntilCaveat(p.Service, validUntil),
 		l402.PriceCaveat(p.Service, p.Price))

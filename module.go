@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -34,6 +35,11 @@ var clients = caddy.NewUsagePool()
 type App struct {
 	// LND says how to reach the node. Required.
 	LND *LNDConfig `json:"lnd,omitempty"`
+	// SyncInterval is how often the paywalls' shared state (root keys and
+	// revocations, in Caddy's storage) is checked for changes made by
+	// other instances: the bound on how long a revocation takes to reach
+	// every instance. Default: 5s.
+	SyncInterval caddy.Duration `json:"sync_interval,omitempty"`
 
 	client  *lnd.Client
 	poolKey string
@@ -42,6 +48,18 @@ type App struct {
 
 	settled *settlements
 	events  *caddyevents.App
+
+	tokensOnce *sync.Once
+	tokenStore *tokenStore
+	tokensErr  error
+
+	paywalls *paywallList // for status
+}
+
+// paywallList is the paywalls that use the app.
+type paywallList struct {
+	mu   sync.Mutex
+	list []*Paywall
 }
 
 // LNDConfig says how to reach an LND node. Placeholders such as {env.X}
@@ -75,6 +93,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	a.ctx = ctx
 	a.settled = newSettlements()
+	a.tokensOnce = new(sync.Once)
+	a.paywalls = new(paywallList)
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("lightning: register metrics: %w", err)
 	}
@@ -140,6 +160,32 @@ func (a *App) settlements() *settlements {
 		})
 	})
 	return a.settled
+}
+
+// tokens returns the paywalls' shared root keys and revocations, loading
+// (or creating) them in Caddy's storage on first use and following other
+// instances' changes until the config unloads.
+func (a *App) tokens() (*tokenStore, error) {
+	a.tokensOnce.Do(func() {
+		a.tokenStore, a.tokensErr = openTokenStore(a.ctx, a.ctx.Storage(), a.logger)
+		if a.tokensErr != nil {
+			a.tokensErr = fmt.Errorf("load shared token state: %w", a.tokensErr)
+			return
+		}
+		interval := time.Duration(a.SyncInterval)
+		if interval <= 0 {
+			interval = 5 * time.Second
+		}
+		go a.tokenStore.follow(a.ctx, interval)
+	})
+	return a.tokenStore, a.tokensErr
+}
+
+// addPaywall lists a paywall for the status endpoint.
+func (a *App) addPaywall(p *Paywall) {
+	a.paywalls.mu.Lock()
+	defer a.paywalls.mu.Unlock()
+	a.paywalls.list = append(a.paywalls.list, p)
 }
 
 // recordSettlement remembers a settled invoice and, the first time an

@@ -57,9 +57,10 @@ type Paywall struct {
 	// paywall. Default: "default".
 	Service string `json:"service,omitempty"`
 	// RootKey is the 32-byte secret, in hex, that signs tokens;
-	// placeholders such as {env.X} and {file.X} work. Default: a key made
-	// once and kept in Caddy's storage, so tokens survive restarts and are
-	// shared by instances that share storage.
+	// placeholders such as {env.X} and {file.X} work. Default: the
+	// lightning app's keys, made once and kept in Caddy's storage, so
+	// tokens survive restarts, are honoured by every instance that shares
+	// the storage, and can be rotated through the admin API.
 	RootKey string `json:"root_key,omitempty"`
 	// KeepCredentials passes the L402 Authorization header and the
 	// paywall's cookie on to the rest of the route. Default: false, they
@@ -76,7 +77,8 @@ type Paywall struct {
 	node       *lnd.Client
 	settled    *settlements
 	metrics    paywallMetrics
-	keys       *l402.Keyring
+	tokens     *tokenStore
+	fixedKeys  *l402.Keyring // from RootKey, else nil
 	checker    l402.Checker
 	cookieName string
 	limits     *invoiceLimits
@@ -134,14 +136,25 @@ func (p *Paywall) Provision(ctx caddy.Context) error {
 	p.settled = app.settlements()
 	p.metrics = newPaywallMetrics(p.Service)
 
-	rootKey, err := p.rootKey(ctx)
-	if err != nil {
+	if p.tokens, err = app.tokens(); err != nil {
 		return fmt.Errorf("paywall: %w", err)
 	}
-	if p.keys, err = l402.NewKeyring(rootKey); err != nil {
-		return fmt.Errorf("paywall: %w", err)
+	if p.RootKey != "" {
+		key, err := hex.DecodeString(strings.TrimSpace(caddy.NewReplacer().ReplaceAll(p.RootKey, "")))
+		if err != nil || len(key) != 32 {
+			return errors.New("paywall: root_key must be 32 bytes in hex (64 characters)")
+		}
+		if p.fixedKeys, err = l402.NewKeyring(key); err != nil {
+			return fmt.Errorf("paywall: %w", err)
+		}
 	}
-	p.checker = l402.Checker{Service: p.Service, Price: p.Price, Now: func() time.Time { return now() }}
+	p.checker = l402.Checker{
+		Service: p.Service,
+		Price:   p.Price,
+		Now:     func() time.Time { return now() },
+		Revoked: p.tokens.isRevoked,
+	}
+	app.addPaywall(p)
 	p.cookieName = "l402_" + p.Service
 	p.lookups = new(singleflight.Group)
 	return nil
@@ -154,7 +167,7 @@ func (p *Paywall) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if c, err := r.Cookie(p.cookieName); err == nil {
 		values = append(values[:len(values):len(values)], "L402 "+c.Value)
 	}
-	cred, id, err := p.keys.Authenticate(values, p.checker)
+	cred, id, err := p.keyring().Authenticate(values, p.checker)
 	waiting := r.Header.Get(waitHeader) != ""
 	switch {
 	case err == nil:
@@ -172,6 +185,14 @@ func (p *Paywall) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		p.metrics.invalid.Inc()
 		return p.challenge(w, r, http.StatusUnauthorized, "invalid credentials: "+err.Error())
 	}
+}
+
+// keyring returns the keys that sign and verify this paywall's tokens.
+func (p *Paywall) keyring() *l402.Keyring {
+	if p.fixedKeys != nil {
+		return p.fixedKeys
+	}
+	return p.tokens.keyring()
 }
 
 // serveUnproven handles a valid token that came without its preimage: it

@@ -23,13 +23,14 @@ const maxRequestBody = 64 << 10
 // restPrefix starts the last segments of every REST path.
 const restPrefix = "/v1/lightning/"
 
-// jsonCodec reads and writes JSON exactly as grpc-gateway's default does:
-// int64 as number or string on input, unknown fields ignored, zero values
-// emitted.
-var jsonCodec = &runtime.JSONPb{
-	MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
-	UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
-}
+// jsonCodec writes JSON exactly as grpc-gateway's default does: zero
+// values emitted, int64 as strings.
+var jsonCodec = &runtime.JSONPb{MarshalOptions: protojson.MarshalOptions{EmitUnpopulated: true}}
+
+// jsonRequest decodes request bodies like grpc-gateway (int64 as number or
+// string, unknown fields ignored) but, stricter, refuses anything after
+// the JSON object.
+var jsonRequest = protojson.UnmarshalOptions{DiscardUnknown: true}
 
 // restMethod is one REST endpoint: a request message and the call.
 type restMethod struct {
@@ -111,7 +112,7 @@ func readRequest(w http.ResponseWriter, r *http.Request, req proto.Message) (int
 	if len(bytes.TrimSpace(body)) == 0 {
 		return 0, nil
 	}
-	if err := jsonCodec.Unmarshal(body, req); err != nil {
+	if err := jsonRequest.Unmarshal(body, req); err != nil {
 		return 0, status.Errorf(codes.InvalidArgument, "invalid JSON request: %v", err)
 	}
 	return 0, nil

@@ -103,6 +103,9 @@ const (
 // answering) keeps its reservation. Every outcome is counted, logged and
 // sent as an event.
 func (s *service) spend(kind string, amountSat int64, pay func(lnd.PaymentOptions) (lnd.Payment, error)) (lnd.Payment, error) {
+	if amountSat <= 0 {
+		return lnd.Payment{}, status.Error(codes.InvalidArgument, "amount must be a positive number of satoshis (zero-amount invoices cannot be paid)")
+	}
 	if amountSat > s.maxPayment {
 		return lnd.Payment{}, s.refused(kind, status.Errorf(codes.PermissionDenied,
 			"amount of %d sat exceeds this server's max_payment of %d sat", amountSat, s.maxPayment))

@@ -28,6 +28,8 @@ var (
 	// a preimage: the caller must establish payment another way (for example
 	// by asking its node whether the invoice of the payment hash is settled).
 	ErrPreimageRequired = errors.New("l402: token presented without preimage")
+	// ErrRevoked means the token was revoked (Checker.Revoked said so).
+	ErrRevoked = errors.New("l402: token revoked")
 	// ErrExpired means a valid_until caveat for the service has passed.
 	ErrExpired = errors.New("l402: token expired")
 	// ErrWrongService means the token does not grant the requested service.

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"strconv"
 
@@ -65,6 +66,14 @@ func NewKeyring(keys ...[]byte) (*Keyring, error) {
 }
 
 // keyID derives the public 4-byte name of a root key.
+// KeyID returns the public id of a root key, in hex: the first 4 bytes of
+// the token id of every token it mints. It reveals nothing of the key.
+func KeyID(rootKey []byte) string {
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], keyID(rootKey))
+	return hex.EncodeToString(b[:])
+}
+
 func keyID(rootKey []byte) uint32 {
 	h := hmac.New(sha256.New, rootKey)
 	h.Write([]byte("caddy-lightning/l402 key id"))

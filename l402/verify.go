@@ -27,6 +27,10 @@ type Checker struct {
 	// Now returns the check time; nil means time.Now.
 	Now func() time.Time
 
+	// Revoked, when non-nil, reports whether a token whose signature
+	// verified has been revoked; a revoked token fails with ErrRevoked.
+	Revoked func(Identifier) bool
+
 	// Extra, when non-nil, is called with the trimmed key and value of every
 	// caveat the checks above do not handle (a caveat without '=' has an
 	// empty value); an error rejects the token with ErrInvalidCaveat.
@@ -131,6 +135,9 @@ func (k *Keyring) verify(token string, preimage *[32]byte, c *Checker) (Identifi
 	m, id, err := k.verifySignature(s, token)
 	if err != nil {
 		return Identifier{}, err
+	}
+	if c.Revoked != nil && c.Revoked(id) {
+		return Identifier{}, ErrRevoked
 	}
 	if err := c.check(m.caveatIter()); err != nil {
 		return Identifier{}, err

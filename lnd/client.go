@@ -15,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/btcsuite/btcd/chaincfg"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/lightningnetwork/lnd/lnrpc/routerrpc"
 	"google.golang.org/grpc"
@@ -51,8 +50,8 @@ type Client struct {
 	state       lnrpc.StateClient
 	callTimeout time.Duration
 
-	mu      sync.Mutex
-	network *chaincfg.Params // learned from GetInfo on first need
+	mu   sync.Mutex
+	self *nodeIdentity // learned from GetInfo on first need
 }
 
 // New returns a client for the node in cfg without contacting it.

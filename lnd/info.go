@@ -69,12 +69,19 @@ var networks = map[string]*chaincfg.Params{
 	"simnet":   &chaincfg.SimNetParams,
 }
 
-// nodeNetwork returns the node's chain parameters, asking the node once.
-func (c *Client) nodeNetwork(ctx context.Context) (*chaincfg.Params, error) {
+// nodeIdentity is what never changes about a node: learned once.
+type nodeIdentity struct {
+	pubkey  string
+	network *chaincfg.Params
+}
+
+// identity returns the node's public key and network, asking the node
+// once.
+func (c *Client) identity(ctx context.Context) (*nodeIdentity, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.network != nil {
-		return c.network, nil
+	if c.self != nil {
+		return c.self, nil
 	}
 	info, err := c.Info(ctx)
 	if err != nil {
@@ -84,8 +91,8 @@ func (c *Client) nodeNetwork(ctx context.Context) (*chaincfg.Params, error) {
 	if !ok {
 		return nil, status.Errorf(codes.Internal, "node reports unknown network %q", info.Network)
 	}
-	c.network = params
-	return params, nil
+	c.self = &nodeIdentity{pubkey: info.Pubkey, network: params}
+	return c.self, nil
 }
 
 // networkName returns LND's name for params.

@@ -92,11 +92,11 @@ func expiryOrDefault(expiry time.Duration) time.Duration {
 // node's network. It contacts the node only the first time, to learn its
 // network.
 func (c *Client) DecodeInvoice(ctx context.Context, invoice string) (Invoice, error) {
-	params, err := c.nodeNetwork(ctx)
+	self, err := c.identity(ctx)
 	if err != nil {
 		return Invoice{}, err
 	}
-	return DecodeInvoice(invoice, params)
+	return DecodeInvoice(invoice, self.network)
 }
 
 // DecodeInvoice parses a BOLT 11 invoice for the network params. Errors have
@@ -123,6 +123,9 @@ func DecodeInvoice(invoice string, params *chaincfg.Params) (Invoice, error) {
 	}
 	if decoded.PaymentHash == nil {
 		return Invoice{}, status.Error(codes.InvalidArgument, "invalid invoice: no payment hash")
+	}
+	if decoded.PaymentAddr.IsNone() && len(decoded.BlindedPaymentPaths) == 0 {
+		return Invoice{}, status.Error(codes.InvalidArgument, "invalid invoice: it has no payment address, which LND requires")
 	}
 	inv := Invoice{
 		PaymentRequest: invoice,

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/lightningnetwork/lnd/lnrpc"
@@ -49,6 +50,9 @@ func (c *Client) PayInvoice(ctx context.Context, inv Invoice, opts PaymentOption
 	if inv.AmountSat <= 0 {
 		return Payment{}, status.Error(codes.InvalidArgument, "zero-amount invoices cannot be paid: ask the payee for an invoice with an amount")
 	}
+	if err := c.notSelf(ctx, inv.Payee); err != nil {
+		return Payment{}, err
+	}
 	if !inv.ExpiresAt.IsZero() && now().After(inv.ExpiresAt) {
 		return Payment{}, status.Errorf(codes.FailedPrecondition, "invoice expired at %s", inv.ExpiresAt.UTC().Format(time.RFC3339))
 	}
@@ -66,6 +70,9 @@ func (c *Client) Keysend(ctx context.Context, dest string, amountSat int64, opts
 	if amountSat <= 0 {
 		return Payment{}, status.Error(codes.InvalidArgument, "amount must be a positive number of satoshis")
 	}
+	if err := c.notSelf(ctx, strings.ToLower(dest)); err != nil {
+		return Payment{}, err
+	}
 	var preimage [32]byte
 	if _, err := rand.Read(preimage[:]); err != nil {
 		return Payment{}, status.Errorf(codes.Internal, "generate keysend preimage: %v", err)
@@ -78,6 +85,18 @@ func (c *Client) Keysend(ctx context.Context, dest string, amountSat int64, opts
 		DestCustomRecords: map[uint64][]byte{KeysendRecord: preimage[:]},
 	}
 	return c.send(ctx, req, hash, opts)
+}
+
+// notSelf refuses payments to the node itself, which LND cannot make.
+func (c *Client) notSelf(ctx context.Context, payee string) error {
+	self, err := c.identity(ctx)
+	if err != nil {
+		return err
+	}
+	if payee == self.pubkey {
+		return status.Error(codes.InvalidArgument, "the payee is this node itself: a node cannot pay itself")
+	}
+	return nil
 }
 
 // send runs SendPaymentV2 to its final state, falling back to the existing
@@ -102,13 +121,18 @@ func (c *Client) send(ctx context.Context, req *routerrpc.SendPaymentRequest, ha
 		return Payment{}, nodeError("send payment", err)
 	}
 	pay, err := finalPayment(stream)
-	if status.Code(err) == codes.AlreadyExists {
+	switch status.Code(err) {
+	case codes.OK:
+		return paymentResult(pay)
+	case codes.AlreadyExists:
 		return c.trackPayment(ctx, hash)
-	}
-	if err != nil {
+	case codes.Unknown:
+		// LND refuses invalid payments with plain errors on the first
+		// answer, before any money moves.
+		return Payment{}, status.Errorf(codes.InvalidArgument, "send payment: the node refused the payment: %s", status.Convert(err).Message())
+	default:
 		return Payment{}, nodeError("send payment", err)
 	}
-	return paymentResult(pay)
 }
 
 // trackPayment waits for the final state of the node's payment to hash.

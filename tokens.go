@@ -1,0 +1,262 @@
+package lightning
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+
+	"github.com/lightningcaddy/caddy-lightning/l402"
+)
+
+// tokenStateKey is where the root keys and revocations live in Caddy's
+// storage, shared by every instance that shares the storage.
+const tokenStateKey = "lightning/l402/tokens.json"
+
+// revocationDefault is how long a revocation by token id alone is kept
+// when the token's expiry is unknown.
+const revocationDefault = 366 * 24 * time.Hour
+
+// tokenState is the stored form: what instances must agree on to honour
+// each other's tokens.
+type tokenState struct {
+	// Keys are hex root keys; the first mints new tokens, all verify.
+	Keys []string `json:"keys"`
+	// Revoked maps a revoked token's id (hex) to the unix time after which
+	// the token has expired anyway and the entry can go.
+	Revoked map[string]int64 `json:"revoked,omitempty"`
+}
+
+// tokenSnapshot is the state in the form requests use, swapped atomically.
+type tokenSnapshot struct {
+	keys    *l402.Keyring
+	keyIDs  []string // a short public id per key, for status
+	revoked map[[32]byte]struct{}
+}
+
+// tokenStore keeps the paywalls' root keys and revocations in memory,
+// loaded from storage, and follows changes other instances make: every
+// interval it checks the stored state's modification time and reloads it
+// only when it changed. Requests never touch storage.
+type tokenStore struct {
+	storage certmagic.Storage
+	logger  *zap.Logger
+
+	snap atomic.Pointer[tokenSnapshot]
+
+	mu       sync.Mutex // serializes loads and writes in this process
+	modified time.Time  // of the state last loaded
+}
+
+// openTokenStore loads the state, creating it with a new root key under a
+// storage lock if no instance has yet.
+func openTokenStore(ctx context.Context, storage certmagic.Storage, logger *zap.Logger) (*tokenStore, error) {
+	s := &tokenStore{storage: storage, logger: logger}
+	err := s.load(ctx)
+	if errors.Is(err, fs.ErrNotExist) {
+		err = s.update(ctx, func(st *tokenState) error { return nil })
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// follow reloads the state when another instance changed it, every
+// interval until ctx ends.
+func (s *tokenStore) follow(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		info, err := s.storage.Stat(ctx, tokenStateKey)
+		s.mu.Lock()
+		changed := err == nil && !info.Modified.Equal(s.modified)
+		s.mu.Unlock()
+		if changed {
+			err = s.load(ctx)
+		}
+		if err != nil && ctx.Err() == nil {
+			s.logger.Warn("cannot read shared token state", zap.String("key", tokenStateKey), zap.Error(err))
+		}
+	}
+}
+
+// load reads the stored state and makes it current.
+func (s *tokenStore) load(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, info, err := s.read(ctx)
+	if err != nil {
+		return err
+	}
+	return s.applyLocked(st, info.Modified)
+}
+
+func (s *tokenStore) read(ctx context.Context) (tokenState, certmagic.KeyInfo, error) {
+	var st tokenState
+	info, err := s.storage.Stat(ctx, tokenStateKey)
+	if err != nil {
+		return st, info, err
+	}
+	data, err := s.storage.Load(ctx, tokenStateKey)
+	if err != nil {
+		return st, info, err
+	}
+	if err := json.Unmarshal(data, &st); err != nil || len(st.Keys) == 0 {
+		return st, info, fmt.Errorf("the token state in storage (%s) is corrupt", tokenStateKey)
+	}
+	return st, info, nil
+}
+
+// applyLocked builds the snapshot requests use from st.
+func (s *tokenStore) applyLocked(st tokenState, modified time.Time) error {
+	keys := make([][]byte, len(st.Keys))
+	ids := make([]string, len(st.Keys))
+	for i, k := range st.Keys {
+		key, err := hex.DecodeString(k)
+		if err != nil || len(key) != 32 {
+			return fmt.Errorf("the token state in storage (%s) holds a malformed key", tokenStateKey)
+		}
+		keys[i] = key
+		ids[i] = l402.KeyID(key)
+	}
+	ring, err := l402.NewKeyring(keys...)
+	if err != nil {
+		return err
+	}
+	revoked := make(map[[32]byte]struct{}, len(st.Revoked))
+	for id := range st.Revoked {
+		var tokenID [32]byte
+		if raw, err := hex.DecodeString(id); err == nil && copy(tokenID[:], raw) == 32 {
+			revoked[tokenID] = struct{}{}
+		}
+	}
+	s.snap.Store(&tokenSnapshot{keys: ring, keyIDs: ids, revoked: revoked})
+	s.modified = modified
+	return nil
+}
+
+// update changes the stored state under a storage lock (so instances
+// never lose each other's changes) and makes the result current here at
+// once. A missing state is created with a new root key first.
+func (s *tokenStore) update(ctx context.Context, change func(*tokenState) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.storage.Lock(ctx, tokenStateKey); err != nil {
+		return fmt.Errorf("lock %s: %w", tokenStateKey, err)
+	}
+	defer func() { _ = s.storage.Unlock(ctx, tokenStateKey) }()
+	st, _, err := s.read(ctx)
+	if errors.Is(err, fs.ErrNotExist) {
+		st, err = tokenState{Keys: []string{hex.EncodeToString(l402.NewRootKey())}}, nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := change(&st); err != nil {
+		return err
+	}
+	nowUnix := now().Unix()
+	for id, until := range st.Revoked {
+		if until < nowUnix {
+			delete(st.Revoked, id)
+		}
+	}
+	data, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	if err := s.storage.Store(ctx, tokenStateKey, data); err != nil {
+		return fmt.Errorf("store %s: %w", tokenStateKey, err)
+	}
+	info, err := s.storage.Stat(ctx, tokenStateKey)
+	if err != nil {
+		return err
+	}
+	return s.applyLocked(st, info.Modified)
+}
+
+// keyring returns the current root keys.
+func (s *tokenStore) keyring() *l402.Keyring { return s.snap.Load().keys }
+
+// isRevoked reports whether the token with id was revoked.
+func (s *tokenStore) isRevoked(id l402.Identifier) bool {
+	_, ok := s.snap.Load().revoked[id.TokenID]
+	return ok
+}
+
+// revoke revokes a token on every instance, by its base64 form or its id
+// (hex), and returns the id.
+func (s *tokenStore) revoke(ctx context.Context, token, tokenID string) (string, error) {
+	until := now().Add(revocationDefault)
+	switch {
+	case token != "":
+		t, err := l402.DecodeToken(token)
+		if err != nil {
+			return "", err
+		}
+		tokenID = hex.EncodeToString(t.Identifier.TokenID[:])
+		if expiry, ok := latestValidUntil(t.Caveats); ok {
+			until = expiry
+		}
+	case len(tokenID) == 64:
+		if _, err := hex.DecodeString(tokenID); err != nil {
+			return "", errors.New("token_id must be 64 hex characters")
+		}
+		tokenID = strings.ToLower(tokenID)
+	default:
+		return "", errors.New("give the token, or its token_id (64 hex characters)")
+	}
+	return tokenID, s.update(ctx, func(st *tokenState) error {
+		if st.Revoked == nil {
+			st.Revoked = map[string]int64{}
+		}
+		st.Revoked[tokenID] = until.Unix()
+		return nil
+	})
+}
+
+// rotate puts a new root key first, to mint every new token. The old keys
+// keep verifying the tokens they signed unless dropOld, which revokes
+// every token issued so far.
+func (s *tokenStore) rotate(ctx context.Context, dropOld bool) error {
+	return s.update(ctx, func(st *tokenState) error {
+		key := hex.EncodeToString(l402.NewRootKey())
+		if dropOld {
+			st.Keys = []string{key}
+		} else {
+			st.Keys = append([]string{key}, st.Keys...)
+		}
+		return nil
+	})
+}
+
+// latestValidUntil finds the latest <service>_valid_until in caveats.
+func latestValidUntil(caveats []string) (time.Time, bool) {
+	var latest int64
+	for _, c := range caveats {
+		key, value, ok := strings.Cut(c, "=")
+		if !ok || !strings.HasSuffix(strings.TrimSpace(key), l402.SuffixValidUntil) {
+			continue
+		}
+		if t, err := strconv.ParseInt(strings.TrimSpace(value), 10, 64); err == nil && t > latest {
+			latest = t
+		}
+	}
+	return time.Unix(latest, 0), latest > 0
+}
