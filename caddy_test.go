@@ -23,9 +23,22 @@ import (
 // URL.
 func startCaddy(t *testing.T, globalOptions, siteBody string) string {
 	t.Helper()
+	return runCaddy(t, "off", t.TempDir(), globalOptions, siteBody)
+}
+
+// startCaddyWithAdmin is startCaddy with the admin API on a free port, and
+// storage in storageDir; it returns the site's and the admin API's URLs.
+func startCaddyWithAdmin(t *testing.T, storageDir, globalOptions, siteBody string) (site, admin string) {
+	t.Helper()
+	adminAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	return runCaddy(t, adminAddr, storageDir, globalOptions, siteBody), "http://" + adminAddr
+}
+
+func runCaddy(t *testing.T, admin, storageDir, globalOptions, siteBody string) string {
+	t.Helper()
 	port := freePort(t)
 	caddyfile := fmt.Sprintf(`{
-	admin off
+	admin %s
 	auto_https off
 	persist_config off
 	storage file_system %s
@@ -38,7 +51,7 @@ func startCaddy(t *testing.T, globalOptions, siteBody string) string {
 http://127.0.0.1:%d {
 %s
 }
-`, t.TempDir(), globalOptions, port, siteBody)
+`, admin, storageDir, globalOptions, port, siteBody)
 	cfgJSON, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), nil)
 	if err != nil {
 		t.Fatalf("adapt Caddyfile: %v\n%s", err, caddyfile)

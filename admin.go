@@ -1,0 +1,196 @@
+package lightning
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+)
+
+func init() {
+	caddy.RegisterModule(adminAPI{})
+}
+
+// adminAPI serves the lightning app's endpoints on Caddy's admin API:
+//
+//	GET  /lightning/status      the node, the paywalls, the root keys
+//	POST /lightning/revoke      {"token": "<base64>"} or {"token_id": "<hex>"}
+//	POST /lightning/rotate_key  {"drop_old": false}
+//
+// Revocations and key changes are written to Caddy's storage, so every
+// instance sharing it applies them within the app's sync_interval.
+type adminAPI struct {
+	app *App // nil when the config has no lightning app
+}
+
+// CaddyModule returns the Caddy module information.
+func (adminAPI) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "admin.api.lightning",
+		New: func() caddy.Module { return new(adminAPI) },
+	}
+}
+
+// Provision finds the lightning app, if the config has one.
+func (a *adminAPI) Provision(ctx caddy.Context) error {
+	if app, err := ctx.AppIfConfigured("lightning"); err == nil {
+		a.app = app.(*App)
+	}
+	return nil
+}
+
+// Routes returns the admin routes.
+func (a *adminAPI) Routes() []caddy.AdminRoute {
+	return []caddy.AdminRoute{{Pattern: "/lightning/", Handler: caddy.AdminHandlerFunc(a.serve)}}
+}
+
+func (a *adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
+	if a.app == nil {
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: errors.New("the lightning app is not configured")}
+	}
+	endpoint := strings.TrimPrefix(r.URL.Path, "/lightning/")
+	method := map[string]string{"status": http.MethodGet, "revoke": http.MethodPost, "rotate_key": http.MethodPost}[endpoint]
+	switch {
+	case method == "":
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("unknown endpoint %q: use status, revoke or rotate_key", endpoint)}
+	case r.Method != method:
+		w.Header().Set("Allow", method)
+		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("use %s", method)}
+	}
+	var result any
+	var err error
+	switch endpoint {
+	case "status":
+		result = a.status(r.Context())
+	case "revoke":
+		result, err = a.revoke(r)
+	case "rotate_key":
+		result, err = a.rotateKey(r)
+	}
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	return json.NewEncoder(w).Encode(result)
+}
+
+// adminStatus is the answer of GET /lightning/status.
+type adminStatus struct {
+	Node     nodeStatus      `json:"node"`
+	Paywalls []paywallStatus `json:"paywalls"`
+	// Keys are the public ids of the root keys; the first mints.
+	Keys []string `json:"keys,omitempty"`
+	// RevokedTokens counts revocations not yet expired.
+	RevokedTokens int `json:"revoked_tokens"`
+}
+
+type nodeStatus struct {
+	Reachable     bool   `json:"reachable"`
+	Error         string `json:"error,omitempty"`
+	Pubkey        string `json:"pubkey,omitempty"`
+	Alias         string `json:"alias,omitempty"`
+	Network       string `json:"network,omitempty"`
+	SyncedToChain bool   `json:"synced_to_chain"`
+	BlockHeight   uint32 `json:"block_height,omitempty"`
+}
+
+type paywallStatus struct {
+	Service  string `json:"service"`
+	PriceSat int64  `json:"price_sat"`
+	ValidFor string `json:"valid_for"`
+	OwnKey   bool   `json:"own_root_key"`
+}
+
+func (a *adminAPI) status(ctx context.Context) adminStatus {
+	var st adminStatus
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if info, err := a.app.Client().Info(ctx); err != nil {
+		st.Node.Error = err.Error()
+	} else {
+		st.Node = nodeStatus{Reachable: true, Pubkey: info.Pubkey, Alias: info.Alias, Network: info.Network,
+			SyncedToChain: info.SyncedToChain, BlockHeight: info.BlockHeight}
+	}
+	a.app.paywalls.mu.Lock()
+	for _, p := range a.app.paywalls.list {
+		st.Paywalls = append(st.Paywalls, paywallStatus{Service: p.Service, PriceSat: p.Price,
+			ValidFor: time.Duration(p.ValidFor).String(), OwnKey: p.fixedKeys != nil})
+	}
+	a.app.paywalls.mu.Unlock()
+	if tokens, err := a.app.tokens(); err == nil {
+		snap := tokens.snap.Load()
+		st.Keys = snap.keyIDs
+		st.RevokedTokens = len(snap.revoked)
+	}
+	return st
+}
+
+func (a *adminAPI) tokens() (*tokenStore, error) {
+	tokens, err := a.app.tokens()
+	if err != nil {
+		return nil, caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: err}
+	}
+	return tokens, nil
+}
+
+func (a *adminAPI) revoke(r *http.Request) (any, error) {
+	var req struct {
+		Token   string `json:"token"`
+		TokenID string `json:"token_id"`
+	}
+	if err := decodeAdminRequest(r, &req); err != nil {
+		return nil, err
+	}
+	tokens, err := a.tokens()
+	if err != nil {
+		return nil, err
+	}
+	id, err := tokens.revoke(r.Context(), strings.TrimSpace(req.Token), strings.TrimSpace(req.TokenID))
+	if err != nil {
+		return nil, caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("revoke: %w", err)}
+	}
+	a.app.logger.Info("token revoked", zap.String("token_id", id))
+	return map[string]string{"revoked": id}, nil
+}
+
+func (a *adminAPI) rotateKey(r *http.Request) (any, error) {
+	var req struct {
+		DropOld bool `json:"drop_old"`
+	}
+	if err := decodeAdminRequest(r, &req); err != nil {
+		return nil, err
+	}
+	tokens, err := a.tokens()
+	if err != nil {
+		return nil, err
+	}
+	if err := tokens.rotate(r.Context(), req.DropOld); err != nil {
+		return nil, caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: fmt.Errorf("rotate key: %w", err)}
+	}
+	keys := tokens.snap.Load().keyIDs
+	a.app.logger.Info("root key rotated", zap.Strings("keys", keys), zap.Bool("dropped_old", req.DropOld))
+	return map[string]any{"keys": keys}, nil
+}
+
+// decodeAdminRequest reads a small JSON body; an empty body is {}.
+func decodeAdminRequest(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 16<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("invalid JSON request: %w", err)}
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner = (*adminAPI)(nil)
+	_ caddy.AdminRouter = (*adminAPI)(nil)
+)
