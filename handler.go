@@ -39,7 +39,10 @@ type Handler struct {
 	// Default: 60s.
 	PaymentTimeout caddy.Duration `json:"payment_timeout,omitempty"`
 	// Budget caps what payments may spend over a sliding window, fees
-	// included. Default: none beyond MaxPayment per payment.
+	// included. The spending is kept in Caddy's storage, so the budget
+	// holds across restarts and across instances sharing the storage (all
+	// handlers with a budget count against one record). Default: none
+	// beyond MaxPayment per payment.
 	Budget *Budget `json:"budget,omitempty"`
 	// APIKey, when set, must come with every call: in the X-API-KEY
 	// header, Grpc-Metadata-X-API-KEY (as grpc-gateway clients send it),
@@ -94,7 +97,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		maxPayment:     h.MaxPayment,
 		maxFee:         h.MaxFee,
 		paymentTimeout: time.Duration(h.PaymentTimeout),
-		budget:         newSpendLedger(h.Budget),
+		budget:         newSpendLedger(h.Budget, ctx.Storage()),
 		logger:         h.logger,
 	}
 	h.rest = h.api.restMethods()

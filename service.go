@@ -59,7 +59,7 @@ func (s *service) PayInvoice(ctx context.Context, req *lightningpb.PayInvoiceReq
 	if err != nil {
 		return nil, err
 	}
-	pay, err := s.spend(kindInvoice, inv.AmountSat, func(opts lnd.PaymentOptions) (lnd.Payment, error) {
+	pay, err := s.spend(ctx, kindInvoice, inv.AmountSat, func(opts lnd.PaymentOptions) (lnd.Payment, error) {
 		return s.node.PayInvoice(ctx, inv, opts)
 	})
 	if err != nil {
@@ -82,7 +82,7 @@ func (s *service) Keysend(ctx context.Context, req *lightningpb.KeysendRequest) 
 	if err := s.paymentsEnabled(); err != nil {
 		return nil, s.refused(kindKeysend, err)
 	}
-	pay, err := s.spend(kindKeysend, req.Amount, func(opts lnd.PaymentOptions) (lnd.Payment, error) {
+	pay, err := s.spend(ctx, kindKeysend, req.Amount, func(opts lnd.PaymentOptions) (lnd.Payment, error) {
 		return s.node.Keysend(ctx, req.Pubkey, req.Amount, opts)
 	})
 	if err != nil {
@@ -102,7 +102,7 @@ const (
 // really cost. A payment whose outcome is unknown (the node stopped
 // answering) keeps its reservation. Every outcome is counted, logged and
 // sent as an event.
-func (s *service) spend(kind string, amountSat int64, pay func(lnd.PaymentOptions) (lnd.Payment, error)) (lnd.Payment, error) {
+func (s *service) spend(ctx context.Context, kind string, amountSat int64, pay func(lnd.PaymentOptions) (lnd.Payment, error)) (lnd.Payment, error) {
 	if amountSat <= 0 {
 		return lnd.Payment{}, status.Error(codes.InvalidArgument, "amount must be a positive number of satoshis (zero-amount invoices cannot be paid)")
 	}
@@ -111,19 +111,19 @@ func (s *service) spend(kind string, amountSat int64, pay func(lnd.PaymentOption
 			"amount of %d sat exceeds this server's max_payment of %d sat", amountSat, s.maxPayment))
 	}
 	opts := s.paymentOptions(amountSat)
-	reservation, err := s.budget.reserve(amountSat + opts.FeeLimitSat)
+	reservation, err := s.budget.reserve(ctx, amountSat+opts.FeeLimitSat)
 	if err != nil {
 		return lnd.Payment{}, s.refused(kind, err)
 	}
 	p, err := pay(opts)
 	switch {
 	case err == nil && p.Earlier:
-		s.budget.settle(reservation, 0)
+		s.settleBudget(reservation, 0)
 		payments.WithLabelValues(kind, "repeated").Inc()
 		s.logger.Info("payment already made: returned its preimage, moved no money",
 			zap.String("kind", kind), zap.String("payment_hash", hex.EncodeToString(p.PaymentHash[:])))
 	case err == nil:
-		s.budget.settle(reservation, p.AmountSat+p.FeeSat)
+		s.settleBudget(reservation, p.AmountSat+p.FeeSat)
 		s.recordPayment(kind, "succeeded", amountSat+p.FeeSat)
 		hash := hex.EncodeToString(p.PaymentHash[:])
 		s.logger.Info("payment sent", zap.String("kind", kind), zap.String("payment_hash", hash),
@@ -133,7 +133,7 @@ func (s *service) spend(kind string, amountSat int64, pay func(lnd.PaymentOption
 		})
 	default:
 		if !outcomeUnknown(err) {
-			s.budget.settle(reservation, 0)
+			s.settleBudget(reservation, 0)
 		}
 		s.recordPayment(kind, "failed", amountSat)
 		s.logger.Info("payment failed", zap.String("kind", kind), zap.Int64("amount_sat", amountSat), zap.Error(err))
@@ -142,6 +142,14 @@ func (s *service) spend(kind string, amountSat int64, pay func(lnd.PaymentOption
 		})
 	}
 	return p, err
+}
+
+// settleBudget books what a payment really spent; on failure the
+// reservation stays, which errs on the side of spending less.
+func (s *service) settleBudget(reservation string, sats int64) {
+	if err := s.budget.settle(reservation, sats); err != nil {
+		s.logger.Error("cannot correct the spending budget; the reservation stays", zap.Error(err))
+	}
 }
 
 func (s *service) recordPayment(kind, result string, sats int64) {
