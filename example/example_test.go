@@ -2,6 +2,7 @@ package example
 
 import (
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -14,7 +15,11 @@ import (
 // TestCaddyfilesAdapt checks that every example Caddyfile adapts without
 // errors or warnings.
 func TestCaddyfilesAdapt(t *testing.T) {
-	for _, name := range []string{"Caddyfile"} {
+	names, err := filepath.Glob("*Caddyfile")
+	if err != nil || len(names) < 6 {
+		t.Fatalf("example Caddyfiles: %v %v", names, err)
+	}
+	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
 			body, err := os.ReadFile(name)
 			if err != nil {
