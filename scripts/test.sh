@@ -19,6 +19,9 @@ go run ./cmd/regtest build
 step "xcaddy build"
 scripts/xcaddy-check.sh
 
+step "the demo's walk-through (go run ./example/demo --once)"
+go run ./example/demo --once
+
 step "go test ./... (unit, regtest end-to-end, browser)"
 go test -count=1 -timeout 60m ./...
 step "done"
