@@ -101,16 +101,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		logger:         h.logger,
 	}
 	h.rest = h.api.restMethods()
+	// The gRPC server has no listener of its own: it serves through
+	// ServeHTTP, and is never stopped, so calls still in flight on an old
+	// config when Caddy reloads finish normally.
 	h.grpc = grpc.NewServer(grpc.UnaryInterceptor(h.apiKey.unaryInterceptor))
 	lightningpb.RegisterLightningServer(h.grpc, h.api)
-	return nil
-}
-
-// Cleanup stops the gRPC service once its in-flight calls end.
-func (h *Handler) Cleanup() error {
-	if h.grpc != nil {
-		go h.grpc.GracefulStop()
-	}
 	return nil
 }
 
@@ -140,6 +135,5 @@ func (f flushWriter) Flush() { _ = f.rc.Flush() }
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
-	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )
