@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -18,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/lightningcaddy/caddy-lightning/l402"
+	"github.com/lightningcaddy/caddy-lightning/lnd"
 )
 
 // challengeBody is the JSON answer to a request without valid, paid
@@ -43,7 +45,7 @@ func (p *Paywall) challenge(w http.ResponseWriter, r *http.Request, httpStatus i
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	memo := p.Memo
 	if repl != nil {
-		memo = repl.ReplaceAll(memo, "")
+		memo = truncateUTF8(repl.ReplaceAll(memo, ""), lnd.MaxMemoBytes)
 	}
 	inv, err := p.node.CreateInvoice(r.Context(), p.Price, memo, time.Duration(p.InvoiceExpiry))
 	if err != nil {
@@ -52,7 +54,9 @@ func (p *Paywall) challenge(w http.ResponseWriter, r *http.Request, httpStatus i
 	}
 	p.settled.noteIssued(inv.PaymentHash, p.Service)
 	p.metrics.issued.Inc()
-	validUntil := now().Add(time.Duration(p.ValidFor))
+	// Caveats hold whole seconds: round up, so a token lasts at least
+	// valid_for.
+	validUntil := now().Add(time.Duration(p.ValidFor) + time.Second - 1).Truncate(time.Second)
 	token, _, err := p.keyring().Mint(inv.PaymentHash,
 		l402.ServicesCaveat(l402.Service{Name: p.Service}),
 		l402.ValidUntilCaveat(p.Service, validUntil),
@@ -100,6 +104,17 @@ func (p *Paywall) challenge(w http.ResponseWriter, r *http.Request, httpStatus i
 		PriceSat:    p.Price,
 		ExpiresAt:   inv.ExpiresAt.UTC().Format(time.RFC3339),
 	})
+}
+
+// truncateUTF8 cuts s to at most n bytes without splitting a character.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // prefersHTML reports whether the client is a browser asking for a page.

@@ -54,7 +54,8 @@ type Paywall struct {
 	InvoiceExpiry caddy.Duration `json:"invoice_expiry,omitempty"`
 	// Service names what is sold (letters, digits, '-' and '_'). A token
 	// bought for one service, or at another price, never opens another
-	// paywall. Default: "default".
+	// paywall; the browser cookie is named l402_<service>_<price>, so
+	// cookies for several paywalls live side by side. Default: "default".
 	Service string `json:"service,omitempty"`
 	// RootKey is the 32-byte secret, in hex, that signs tokens;
 	// placeholders such as {env.X} and {file.X} work. Default: the
@@ -155,7 +156,7 @@ func (p *Paywall) Provision(ctx caddy.Context) error {
 		Revoked: p.tokens.isRevoked,
 	}
 	app.addPaywall(p)
-	p.cookieName = "l402_" + p.Service
+	p.cookieName = fmt.Sprintf("l402_%s_%d", p.Service, p.Price)
 	p.lookups = new(singleflight.Group)
 	return nil
 }
@@ -279,27 +280,71 @@ func (p *Paywall) admit(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	return next.ServeHTTP(w, r)
 }
 
-// stripCredentials removes L402 and LSAT Authorization values and the
-// paywall's cookie, keeping every other credential.
+// stripCredentials removes the L402 and LSAT credentials from the
+// Authorization header and the paywall's cookie from the Cookie header,
+// and leaves everything else exactly as it came.
 func stripCredentials(r *http.Request, cookieName string) {
-	var kept []string
-	for _, v := range r.Header.Values("Authorization") {
-		scheme, _, _ := strings.Cut(strings.TrimSpace(v), " ")
-		if !strings.EqualFold(scheme, "L402") && !strings.EqualFold(scheme, "LSAT") {
-			kept = append(kept, v)
+	stripHeader(r.Header, "Authorization", withoutL402)
+	stripHeader(r.Header, "Cookie", func(v string) string { return withoutCookie(v, cookieName) })
+}
+
+// stripHeader rewrites the values of a header with strip, dropping values
+// left empty; a header strip does not change is left alone.
+func stripHeader(h http.Header, name string, strip func(string) string) {
+	values := h.Values(name)
+	changed := false
+	kept := make([]string, 0, len(values))
+	for _, v := range values {
+		s := strip(v)
+		changed = changed || s != v
+		if s != "" {
+			kept = append(kept, s)
 		}
 	}
-	r.Header.Del("Authorization")
+	if !changed {
+		return
+	}
+	h.Del(name)
 	for _, v := range kept {
-		r.Header.Add("Authorization", v)
+		h.Add(name, v)
 	}
-	cookies := r.Cookies()
-	r.Header.Del("Cookie")
-	for _, c := range cookies {
-		if c.Name != cookieName {
-			r.AddCookie(c)
+}
+
+// withoutL402 removes L402 and LSAT credentials from an Authorization
+// value that may join several credentials with commas. An item that starts
+// with "<scheme> " begins a credential; other items (auth-params, or more
+// L402 tokens) belong to the credential before them.
+func withoutL402(value string) string {
+	items := strings.Split(value, ",")
+	kept := items[:0]
+	dropping := false
+	for _, item := range items {
+		if scheme, _, ok := strings.Cut(strings.TrimSpace(item), " "); ok && scheme != "" && !strings.ContainsAny(scheme, "=:\"") {
+			dropping = strings.EqualFold(scheme, "L402") || strings.EqualFold(scheme, "LSAT")
+		}
+		if !dropping {
+			kept = append(kept, item)
 		}
 	}
+	if len(kept) == len(items) {
+		return value
+	}
+	return strings.TrimSpace(strings.Join(kept, ","))
+}
+
+// withoutCookie removes the cookie called name from a Cookie header value.
+func withoutCookie(value, name string) string {
+	if !strings.Contains(value, name) {
+		return value
+	}
+	pairs := strings.Split(value, ";")
+	kept := pairs[:0]
+	for _, pair := range pairs {
+		if n, _, _ := strings.Cut(strings.TrimSpace(pair), "="); n != name {
+			kept = append(kept, strings.TrimSpace(pair))
+		}
+	}
+	return strings.Join(kept, "; ")
 }
 
 // Interface guards

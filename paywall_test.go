@@ -172,7 +172,7 @@ func TestPaywallRejects(t *testing.T) {
 		"unpaid token":      auth("L402 " + other.Body.Token),
 		"truncated token":   auth(l402Auth(c.Body.Token[:len(c.Body.Token)/2], preimage)),
 		"oversized header":  auth("L402 " + strings.Repeat("A", 9000) + ":" + hex.EncodeToString(preimage[:])),
-		"oversized cookie":  {"Cookie": {"l402_api=" + strings.Repeat("A", 5000)}},
+		"oversized cookie":  {"Cookie": {"l402_api_100=" + strings.Repeat("A", 5000)}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			got := getChallenge(t, base+"/paid/", h, http.StatusUnauthorized)
@@ -252,7 +252,7 @@ func TestPaywallWaitAndCookie(t *testing.T) {
 		t.Errorf("wait answered after %s", d)
 	}
 	cookies := resp.Cookies()
-	if len(cookies) != 1 || cookies[0].Name != "l402_default" || !cookies[0].HttpOnly ||
+	if len(cookies) != 1 || cookies[0].Name != "l402_default_100" || !cookies[0].HttpOnly ||
 		cookies[0].SameSite != http.SameSiteLaxMode || cookies[0].MaxAge != 1800 {
 		t.Fatalf("cookies = %+v", cookies)
 	}
