@@ -34,6 +34,8 @@ import (
 	"github.com/lightningnetwork/lnd/lnwire"
 	"github.com/lightningnetwork/lnd/zpay32"
 	qrcode "github.com/skip2/go-qrcode"
+
+	"github.com/lightningcaddy/caddy-lightning/internal/browser"
 )
 
 var pageScreenshots = flag.Bool("page-screenshots", false,
@@ -447,49 +449,6 @@ func (f *pageFakePaywall) pay(w http.ResponseWriter) {
 	io.WriteString(w, `{"paid":true}`)
 }
 
-const pageChromium = "/usr/bin/chromium"
-
-// newPageBrowser starts headless Chromium for the test and returns its context.
-func newPageBrowser(t *testing.T) context.Context {
-	t.Helper()
-	if _, err := os.Stat(pageChromium); err != nil {
-		t.Skip("no Chromium at " + pageChromium)
-	}
-	dir := t.TempDir()
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(pageChromium),
-		chromedp.UserDataDir(dir),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		// The subtests' tabs run side by side: keep every one at full speed.
-		chromedp.Flag("disable-background-timer-throttling", true),
-		chromedp.Flag("disable-backgrounding-occluded-windows", true),
-		chromedp.Flag("disable-renderer-backgrounding", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-features", "Translate,MediaRouter,OptimizationHints"),
-		chromedp.Flag("force-color-profile", "srgb"),
-		chromedp.Flag("password-store", "basic"),
-		chromedp.Flag("use-mock-keychain", true),
-	)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() {
-		cancel()
-		cancelAlloc()
-	})
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start Chromium: %v", err)
-	}
-	return ctx
-}
-
 // newPageTab opens a tab that records its console errors and warnings, and
 // checks at the end of the test that there were none. The browser's log of
 // the page's own 402 is expected, and so are network errors for the given
@@ -568,14 +527,14 @@ func waitPageText(ctx context.Context, s string, timeout time.Duration) error {
 }
 
 func TestPaymentPageBrowser(t *testing.T) {
-	browser := newPageBrowser(t)
+	chromium := browser.Start(t)
 
 	t.Run("settlement", func(t *testing.T) {
 		t.Parallel()
 		f := newPageFakePaywall(t)
 		ts := httptest.NewServer(f)
 		t.Cleanup(ts.Close) // after the tab's cleanup
-		ctx := newPageTab(t, browser)
+		ctx := newPageTab(t, chromium)
 
 		if err := chromedp.Do(ctx,
 			chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile),
@@ -630,7 +589,7 @@ func TestPaymentPageBrowser(t *testing.T) {
 		f.hold = 20 * time.Second // only the preimage can unlock
 		ts := httptest.NewServer(f)
 		t.Cleanup(ts.Close) // after the tab's cleanup
-		ctx := newPageTab(t, browser)
+		ctx := newPageTab(t, chromium)
 
 		fake := fmt.Sprintf(`window.webln = {
 			enable: async function () {},
@@ -670,7 +629,7 @@ func TestPaymentPageBrowser(t *testing.T) {
 		close(f.settled)
 		ts := httptest.NewServer(f)
 		t.Cleanup(ts.Close)
-		ctx := newPageTab(t, browser, http.StatusServiceUnavailable)
+		ctx := newPageTab(t, chromium, http.StatusServiceUnavailable)
 		if err := chromedp.Do(ctx, chromedp.Navigate(ts.URL+"/article")); err != nil {
 			t.Fatal(err)
 		}
@@ -696,7 +655,7 @@ func TestPaymentPageBrowser(t *testing.T) {
 		f.reject = true
 		ts := httptest.NewServer(f)
 		t.Cleanup(ts.Close) // after the tab's cleanup
-		ctx := newPageTab(t, browser, http.StatusUnauthorized)
+		ctx := newPageTab(t, chromium, http.StatusUnauthorized)
 		if err := chromedp.Do(ctx,
 			chromedp.Navigate(ts.URL+"/article"),
 			chromedp.WaitVisible(chromedp.ID("renew")),
@@ -715,7 +674,7 @@ func TestPaymentPageBrowser(t *testing.T) {
 		f.expiry = 2 * time.Second
 		ts := httptest.NewServer(f)
 		t.Cleanup(ts.Close) // after the tab's cleanup
-		ctx := newPageTab(t, browser)
+		ctx := newPageTab(t, chromium)
 		if err := chromedp.Do(ctx,
 			chromedp.Navigate(ts.URL+"/article"),
 			chromedp.WaitVisible(chromedp.ID("open")),
@@ -751,7 +710,7 @@ func TestPaymentPageBrowser(t *testing.T) {
 			f.hold = 20 * time.Second
 			ts := httptest.NewServer(f)
 			t.Cleanup(ts.Close)
-			ctx := newPageTab(t, browser)
+			ctx := newPageTab(t, chromium)
 			if err := chromedp.Do(ctx,
 				chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile),
 				chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {

@@ -21,48 +21,12 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"github.com/lightningcaddy/caddy-lightning/internal/browser"
 	"github.com/lightningcaddy/caddy-lightning/l402"
 )
 
 var screenshots = flag.Bool("screenshots", false,
 	"write the payment page screenshot to docs/payment-page-regtest.png (go test ./e2e/paywall/ -run TestBrowser -screenshots)")
-
-const chromiumPath = "/usr/bin/chromium"
-
-// newBrowser starts headless Chromium, with a fresh profile, for the test.
-func newBrowser(t *testing.T) context.Context {
-	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skip("no Chromium at " + chromiumPath + " (scripts/install-deps.sh installs it)")
-	}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromiumPath),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("force-color-profile", "srgb"),
-		chromedp.Flag("password-store", "basic"),
-		chromedp.Flag("use-mock-keychain", true),
-	)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() {
-		cancel()
-		cancelAlloc()
-	})
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start Chromium: %v", err)
-	}
-	return ctx
-}
 
 // cspReporter turns every Content-Security-Policy violation in any document
 // of the tab into a console error, which the tab's console check catches.
@@ -255,14 +219,14 @@ func openPaymentPageStatus(t *testing.T, ctx context.Context, url string, status
 // turns into the content by itself.
 func TestBrowser(t *testing.T) {
 	needNetwork(t)
-	browser := newBrowser(t)
+	chromium := browser.Start(t)
 	up := articleUpstream(t)
 	base := startCaddy(t, proxyRoute("/api/*", `100 {
 			service api
 			memo "Regtest article"
 		}`, up))
 	url := base + "/api/article?id=7"
-	ctx := newTab(t, browser, 60*time.Second)
+	ctx := newTab(t, chromium, 60*time.Second)
 
 	st := openPaymentPage(t, ctx, url)
 	if st.Amount != "100" || st.Unit != "sats" || st.Memo != "Regtest article" || !strings.Contains(st.Title, "100 sats") {
@@ -369,11 +333,11 @@ func TestBrowser(t *testing.T) {
 // page unlocks.
 func TestBrowserWebLN(t *testing.T) {
 	needNetwork(t)
-	browser := newBrowser(t)
+	chromium := browser.Start(t)
 	up := articleUpstream(t)
 	base := startCaddy(t, proxyRoute("/api/*", "21 {\n\t\t\tservice api\n\t\t}", up))
 	url := base + "/api/webln"
-	ctx := newTab(t, browser, 60*time.Second)
+	ctx := newTab(t, chromium, 60*time.Second)
 
 	var (
 		mu        sync.Mutex
@@ -458,12 +422,12 @@ func TestBrowserWebLN(t *testing.T) {
 // is let in, the new cookie replacing the old.
 func TestBrowserReturningVisitor(t *testing.T) {
 	needNetwork(t)
-	browser := newBrowser(t)
+	chromium := browser.Start(t)
 	up := articleUpstream(t)
 	rootKey := l402.NewRootKey()
 	base := startCaddy(t, proxyRoute("/api/*", fmt.Sprintf("100 {\n\t\t\tservice api\n\t\t\troot_key %x\n\t\t}", rootKey), up))
 	url := base + "/api/article"
-	ctx := newTab(t, browser, 60*time.Second, http.StatusUnauthorized)
+	ctx := newTab(t, chromium, 60*time.Second, http.StatusUnauthorized)
 
 	// The first visit, long ago: paid, and its token since expired.
 	old, oldPre := buy(t, url)
