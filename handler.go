@@ -1,6 +1,7 @@
 package lightning
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -10,6 +11,8 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/lightningcaddy/caddy-lightning/lightningpb"
 )
@@ -104,7 +107,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	// The gRPC server has no listener of its own: it serves through
 	// ServeHTTP, and is never stopped, so calls still in flight on an old
 	// config when Caddy reloads finish normally.
-	h.grpc = grpc.NewServer(grpc.UnaryInterceptor(h.apiKey.unaryInterceptor))
+	h.grpc = grpc.NewServer(grpc.ChainUnaryInterceptor(h.recoverPanics, h.apiKey.unaryInterceptor))
 	lightningpb.RegisterLightningServer(h.grpc, h.api)
 	return nil
 }
@@ -121,6 +124,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	}
 	h.serveREST(w, r)
 	return nil
+}
+
+// recoverPanics turns a panic in a gRPC call into an Internal error: grpc-go
+// does not recover them, and one would take all of Caddy down.
+func (h *Handler) recoverPanics(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			h.logger.Error("panic in a gRPC call", zap.String("method", info.FullMethod), zap.Any("panic", r))
+			err = status.Error(codes.Internal, "internal error")
+		}
+	}()
+	return handler(ctx, req)
 }
 
 // flushWriter gives gRPC the http.Flusher it asks for; Caddy's wrapped

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc/codes"
@@ -123,6 +124,10 @@ func readRequest(w http.ResponseWriter, r *http.Request, req proto.Message) (int
 // is given.
 func writeError(w http.ResponseWriter, httpStatus int, err error) {
 	st := status.Convert(err)
+	// Messages may quote client input; JSON must be valid UTF-8.
+	if msg := st.Message(); !utf8.ValidString(msg) {
+		st = status.New(st.Code(), strings.ToValidUTF8(msg, "\uFFFD"))
+	}
 	if httpStatus == 0 {
 		httpStatus = runtime.HTTPStatusFromCode(st.Code())
 	}
@@ -131,7 +136,7 @@ func writeError(w http.ResponseWriter, httpStatus int, err error) {
 	}
 	body, mErr := jsonCodec.Marshal(st.Proto())
 	if mErr != nil {
-		body = []byte(fmt.Sprintf(`{"code":%d,"message":"internal error","details":[]}`, codes.Internal))
+		body = []byte(fmt.Sprintf(`{"code":%d,"message":"error","details":[]}`, st.Code()))
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(httpStatus)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -255,7 +256,13 @@ func TestKeysend(t *testing.T) {
 	wantCode(t, err, codes.InvalidArgument, "33-byte")
 	_, err = c.Keysend(ctx(t), node.PeerPubkey(), -1, opts)
 	wantCode(t, err, codes.InvalidArgument, "positive")
-	_, err = c.Keysend(ctx(t), node.Pubkey()[:64]+"00", 1, opts)
+	_, err = c.Keysend(ctx(t), "05"+node.Pubkey()[2:], 1, opts)
+	wantCode(t, err, codes.InvalidArgument, "not a valid public key")
+	stranger, err := btcec.NewPrivateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Keysend(ctx(t), hex.EncodeToString(stranger.PubKey().SerializeCompressed()), 1, opts)
 	wantCode(t, err, codes.FailedPrecondition, "no route")
 }
 

@@ -69,6 +69,10 @@ var networks = map[string]*chaincfg.Params{
 	"simnet":   &chaincfg.SimNetParams,
 }
 
+// networkOrder is the order networks are tried in when naming an invoice's
+// network: testnet before testnet4, which shares its invoice prefix.
+var networkOrder = []string{"mainnet", "testnet", "testnet4", "signet", "regtest", "simnet"}
+
 // nodeIdentity is what never changes about a node: learned once.
 type nodeIdentity struct {
 	pubkey  string
@@ -97,8 +101,8 @@ func (c *Client) identity(ctx context.Context) (*nodeIdentity, error) {
 
 // networkName returns LND's name for params.
 func networkName(params *chaincfg.Params) string {
-	for name, p := range networks {
-		if p == params {
+	for _, name := range networkOrder {
+		if networks[name] == params {
 			return name
 		}
 	}

@@ -144,7 +144,8 @@ func DecodeInvoice(invoice string, params *chaincfg.Params) (Invoice, error) {
 // invoiceNetwork names the network, other than params, that invoice
 // decodes for, or "" if none does.
 func invoiceNetwork(invoice string, params *chaincfg.Params) string {
-	for name, other := range networks {
+	for _, name := range networkOrder {
+		other := networks[name]
 		if other == params || other.Bech32HRPSegwit == params.Bech32HRPSegwit {
 			continue
 		}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/lightningnetwork/lnd/lnrpc/routerrpc"
 	"google.golang.org/grpc/codes"
@@ -66,6 +67,9 @@ func (c *Client) Keysend(ctx context.Context, dest string, amountSat int64, opts
 	destKey, err := hex.DecodeString(dest)
 	if err != nil || len(destKey) != 33 {
 		return Payment{}, status.Error(codes.InvalidArgument, "destination must be a 33-byte public key in hex (66 characters)")
+	}
+	if _, err := btcec.ParsePubKey(destKey); err != nil {
+		return Payment{}, status.Error(codes.InvalidArgument, "destination is not a valid public key")
 	}
 	if amountSat <= 0 {
 		return Payment{}, status.Error(codes.InvalidArgument, "amount must be a positive number of satoshis")
