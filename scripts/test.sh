@@ -22,6 +22,9 @@ scripts/xcaddy-check.sh
 step "the demo's walk-through (go run ./example/demo --once)"
 go run ./example/demo --once
 
+step "fuzzing, 10 s per target (longer: scripts/fuzz.sh 600)"
+scripts/fuzz.sh 10
+
 step "go test ./... (unit, regtest end-to-end, browser)"
 go test -count=1 -timeout 60m ./...
 step "done"
