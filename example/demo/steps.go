@@ -275,3 +275,35 @@ func (w *walkthrough) grpcCheck(ctx context.Context) (string, error) {
 	}
 	return "CheckInvoice over gRPC: paid = true", nil
 }
+
+// metrics is step h: the lightning metrics after the walk-through.
+func (w *walkthrough) metrics(ctx context.Context) (string, error) {
+	ex, err := w.send(ctx, http.MethodGet, "/metrics", nil, nil)
+	if err != nil {
+		return "", err
+	}
+	if ex.status != http.StatusOK {
+		return "", fmt.Errorf("GET /metrics: %d", ex.status)
+	}
+	w.p.request(ex.method, ex.url, nil, nil)
+	var lines []string
+	for _, line := range strings.Split(string(ex.body), "\n") {
+		if strings.HasPrefix(line, "caddy_lightning_") && !strings.Contains(line, "_bucket{") {
+			lines = append(lines, line)
+		}
+	}
+	w.p.note("%d ms, %d lightning samples (histogram buckets left out):", ex.took.Milliseconds(), len(lines))
+	for _, line := range lines {
+		w.p.note("%s", line)
+	}
+	for _, want := range []string{
+		`caddy_lightning_invoices_issued_total{service="premium"}`,
+		`caddy_lightning_paywall_verifications_total{result="preimage",service="premium"}`,
+		`caddy_lightning_payments_total{kind="invoice",result="succeeded"}`,
+	} {
+		if !strings.Contains(string(ex.body), want) {
+			return "", fmt.Errorf("the metrics lack %s", want)
+		}
+	}
+	return fmt.Sprintf("%d lightning samples: invoices, settlements, verifications, payments, node calls", len(lines)), nil
+}

@@ -105,6 +105,9 @@ func (w *walkthrough) steps() []*step {
 		{id: "g", title: "The same API over gRPC", needs: "d", run: w.grpcCheck,
 			about: "lightning.Lightning/CheckInvoice with the generated client in lightningpb,\n" +
 				"over HTTP/2 without TLS (h2c), to the same Caddy port."},
+		{id: "h", title: "What the operator sees: the metrics", run: w.metrics,
+			about: "GET /metrics is Caddy's Prometheus exposition; the lightning app adds what it\n" +
+				"sold, what it paid and how the node answered."},
 	}
 }
 
