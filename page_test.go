@@ -449,83 +449,6 @@ func (f *pageFakePaywall) pay(w http.ResponseWriter) {
 	io.WriteString(w, `{"paid":true}`)
 }
 
-// newPageTab opens a tab that records its console errors and warnings, and
-// checks at the end of the test that there were none. The browser's log of
-// the page's own 402 is expected, and so are network errors for the given
-// statuses.
-func newPageTab(t *testing.T, browser context.Context, statuses ...int) context.Context {
-	t.Helper()
-	// A browser context of its own: no cookies from other tests.
-	ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
-	ctx, cancelTimeout := context.WithTimeout(ctx, 30*time.Second)
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatal(err)
-	}
-	var (
-		mu   sync.Mutex
-		msgs []string
-		done = make(chan struct{})
-	)
-	console := chromedp.Console(ctx)
-	go func() {
-		defer close(done)
-		for m, err := range console {
-			if err != nil {
-				return
-			}
-			if m.Type != chromedp.ConsoleError && m.Type != chromedp.ConsoleWarning && !m.IsException() {
-				continue
-			}
-			if m.Source == "network" && pageExpectedStatus(m.Text, statuses) {
-				continue
-			}
-			mu.Lock()
-			msgs = append(msgs, fmt.Sprintf("%s (%s:%d)", m, m.URL, m.Line+1))
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		cancelTimeout()
-		cancel()
-		<-done
-		mu.Lock()
-		defer mu.Unlock()
-		for _, m := range msgs {
-			t.Errorf("console: %s", m)
-		}
-	})
-	return ctx
-}
-
-// pageExpectedStatus reports whether a network error message is about HTTP
-// status 402 or one of statuses.
-func pageExpectedStatus(msg string, statuses []int) bool {
-	for _, s := range append(statuses, http.StatusPaymentRequired) {
-		if strings.Contains(msg, fmt.Sprintf("status of %d ", s)) {
-			return true
-		}
-	}
-	return false
-}
-
-// waitPageText waits until the page's text contains s, across reloads.
-func waitPageText(ctx context.Context, s string, timeout time.Duration) error {
-	expr := fmt.Sprintf(`document.body !== null && document.body.innerText.includes(%q)`, s)
-	deadline := time.Now().Add(timeout)
-	for {
-		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		ok, err := chromedp.Run(cctx, chromedp.Evaluate[bool](expr))
-		cancel()
-		if err == nil && ok {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("no %q after %v (last error: %v)", s, timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func TestPaymentPageBrowser(t *testing.T) {
 	chromium := browser.Start(t)
 
@@ -534,7 +457,7 @@ func TestPaymentPageBrowser(t *testing.T) {
 		f := newPageFakePaywall(t)
 		ts := httptest.NewServer(f)
 		t.Cleanup(ts.Close) // after the tab's cleanup
-		ctx := newPageTab(t, chromium)
+		ctx := browser.Tab(t, chromium, 30*time.Second)
 
 		if err := chromedp.Do(ctx,
 			chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile),
@@ -568,7 +491,7 @@ func TestPaymentPageBrowser(t *testing.T) {
 			t.Fatalf("page sent %d wait requests, want 2", len(f.waitAuths()))
 		}
 		close(f.settled)
-		if err := waitPageText(ctx, "SECRET CONTENT", 10*time.Second); err != nil {
+		if err := browser.WaitText(ctx, "SECRET CONTENT", 10*time.Second); err != nil {
 			t.Fatalf("content did not appear: %v", err)
 		}
 		for _, a := range f.waitAuths() {
@@ -589,7 +512,7 @@ func TestPaymentPageBrowser(t *testing.T) {
 		f.hold = 20 * time.Second // only the preimage can unlock
 		ts := httptest.NewServer(f)
 		t.Cleanup(ts.Close) // after the tab's cleanup
-		ctx := newPageTab(t, chromium)
+		ctx := browser.Tab(t, chromium, 30*time.Second)
 
 		fake := fmt.Sprintf(`window.webln = {
 			enable: async function () {},
@@ -609,7 +532,7 @@ func TestPaymentPageBrowser(t *testing.T) {
 		); err != nil {
 			t.Fatal(err)
 		}
-		if err := waitPageText(ctx, "SECRET CONTENT", 10*time.Second); err != nil {
+		if err := browser.WaitText(ctx, "SECRET CONTENT", 10*time.Second); err != nil {
 			t.Fatalf("content did not appear: %v", err)
 		}
 		want := "L402 " + f.data.Token + ":" + f.preimage
@@ -629,11 +552,11 @@ func TestPaymentPageBrowser(t *testing.T) {
 		close(f.settled)
 		ts := httptest.NewServer(f)
 		t.Cleanup(ts.Close)
-		ctx := newPageTab(t, chromium, http.StatusServiceUnavailable)
+		ctx := browser.Tab(t, chromium, 30*time.Second, http.StatusServiceUnavailable)
 		if err := chromedp.Do(ctx, chromedp.Navigate(ts.URL+"/article")); err != nil {
 			t.Fatal(err)
 		}
-		if err := waitPageText(ctx, "SECRET CONTENT", 15*time.Second); err != nil {
+		if err := browser.WaitText(ctx, "SECRET CONTENT", 15*time.Second); err != nil {
 			t.Fatalf("content did not appear: %v", err)
 		}
 		f.mu.Lock()
@@ -655,7 +578,7 @@ func TestPaymentPageBrowser(t *testing.T) {
 		f.reject = true
 		ts := httptest.NewServer(f)
 		t.Cleanup(ts.Close) // after the tab's cleanup
-		ctx := newPageTab(t, chromium, http.StatusUnauthorized)
+		ctx := browser.Tab(t, chromium, 30*time.Second, http.StatusUnauthorized)
 		if err := chromedp.Do(ctx,
 			chromedp.Navigate(ts.URL+"/article"),
 			chromedp.WaitVisible(chromedp.ID("renew")),
@@ -674,7 +597,7 @@ func TestPaymentPageBrowser(t *testing.T) {
 		f.expiry = 2 * time.Second
 		ts := httptest.NewServer(f)
 		t.Cleanup(ts.Close) // after the tab's cleanup
-		ctx := newPageTab(t, chromium)
+		ctx := browser.Tab(t, chromium, 30*time.Second)
 		if err := chromedp.Do(ctx,
 			chromedp.Navigate(ts.URL+"/article"),
 			chromedp.WaitVisible(chromedp.ID("open")),
@@ -683,7 +606,7 @@ func TestPaymentPageBrowser(t *testing.T) {
 		); err != nil {
 			t.Fatal(err)
 		}
-		if err := waitPageText(ctx, "expired", time.Second); err != nil {
+		if err := browser.WaitText(ctx, "expired", time.Second); err != nil {
 			t.Error(err)
 		}
 		// A new invoice is a reload.
@@ -710,7 +633,7 @@ func TestPaymentPageBrowser(t *testing.T) {
 			f.hold = 20 * time.Second
 			ts := httptest.NewServer(f)
 			t.Cleanup(ts.Close)
-			ctx := newPageTab(t, chromium)
+			ctx := browser.Tab(t, chromium, 30*time.Second)
 			if err := chromedp.Do(ctx,
 				chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile),
 				chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
@@ -724,7 +647,7 @@ func TestPaymentPageBrowser(t *testing.T) {
 			); err != nil {
 				t.Fatal(err)
 			}
-			if err := waitPageText(ctx, "Expires in", 5*time.Second); err != nil {
+			if err := browser.WaitText(ctx, "Expires in", 5*time.Second); err != nil {
 				t.Fatal(err)
 			}
 			png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())

@@ -28,86 +28,6 @@ import (
 var screenshots = flag.Bool("screenshots", false,
 	"write the payment page screenshot to docs/payment-page-regtest.png (go test ./e2e/paywall/ -run TestBrowser -screenshots)")
 
-// cspReporter turns every Content-Security-Policy violation in any document
-// of the tab into a console error, which the tab's console check catches.
-// Scripts added this way run whatever the page's CSP says.
-const cspReporter = `document.addEventListener("securitypolicyviolation", function (e) {
-	console.error("CSP violation: " + e.violatedDirective + " blocked " + (e.blockedURI || "inline") + " at " + e.sourceFile + ":" + e.lineNumber);
-});`
-
-// newTab opens a tab, with a timeout, that fails the test at its end for
-// every console error or warning, uncaught exception and CSP violation. The
-// browser's own log line about the page's HTTP status 402, or one of
-// statuses, is expected.
-func newTab(t *testing.T, browser context.Context, timeout time.Duration, statuses ...int) context.Context {
-	t.Helper()
-	ctx, cancel := chromedp.NewContext(browser)
-	ctx, cancelTimeout := context.WithTimeout(ctx, timeout)
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatal(err)
-	}
-	var (
-		mu   sync.Mutex
-		msgs []string
-		done = make(chan struct{})
-	)
-	console := chromedp.Console(ctx)
-	go func() {
-		defer close(done)
-		for m, err := range console {
-			if err != nil {
-				return
-			}
-			if m.Type != chromedp.ConsoleError && m.Type != chromedp.ConsoleWarning && !m.IsException() {
-				continue
-			}
-			if m.Source == "network" && slices.ContainsFunc(append(statuses, http.StatusPaymentRequired), func(s int) bool {
-				return strings.Contains(m.Text, fmt.Sprintf("status of %d ", s))
-			}) {
-				continue
-			}
-			mu.Lock()
-			msgs = append(msgs, fmt.Sprintf("%s [source %q] (%s:%d)", m, m.Source, m.URL, m.Line+1))
-			mu.Unlock()
-		}
-	}()
-	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument,
-		page.AddScriptToEvaluateOnNewDocumentParams{Source: cspReporter}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancelTimeout()
-		cancel()
-		<-done
-		mu.Lock()
-		defer mu.Unlock()
-		for _, m := range msgs {
-			t.Errorf("browser console: %s", m)
-		}
-	})
-	return ctx
-}
-
-// waitText waits until the page's text contains s, across the page's own
-// navigations (a reload interrupts an evaluation).
-func waitText(ctx context.Context, s string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	expr := fmt.Sprintf(`document.body !== null && document.body.innerText.includes(%q)`, s)
-	var last error
-	for time.Now().Before(deadline) {
-		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
-		if err == nil && ok {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		last = err
-		time.Sleep(100 * time.Millisecond)
-	}
-	text, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
-	return fmt.Errorf("no %q on the page after %v (last error %v); the page says: %.300q", s, timeout, last, text)
-}
 
 // articleUpstream answers like a site behind the paywall: an HTML article.
 func articleUpstream(t *testing.T) *upstream {
@@ -195,7 +115,7 @@ func openPaymentPageStatus(t *testing.T, ctx context.Context, url string, status
 		t.Fatal(err)
 	}
 	// The page says it waits once its long poll runs.
-	if err := waitText(ctx, "Waiting for payment", 5*time.Second); err != nil {
+	if err := browser.WaitText(ctx, "Waiting for payment", 5*time.Second); err != nil {
 		t.Fatalf("the page does not wait for the payment: %v", err)
 	}
 	st, err := chromedp.Run(ctx, chromedp.Evaluate[pageState](readPage))
@@ -226,7 +146,7 @@ func TestBrowser(t *testing.T) {
 			memo "Regtest article"
 		}`, up))
 	url := base + "/api/article?id=7"
-	ctx := newTab(t, chromium, 60*time.Second)
+	ctx := browser.Tab(t, chromium, 60*time.Second)
 
 	st := openPaymentPage(t, ctx, url)
 	if st.Amount != "100" || st.Unit != "sats" || st.Memo != "Regtest article" || !strings.Contains(st.Title, "100 sats") {
@@ -270,7 +190,7 @@ func TestBrowser(t *testing.T) {
 	start := time.Now()
 	preimage := pay(t, st.Invoice, tok.Identifier.PaymentHash)
 	paid := time.Since(start)
-	if err := waitText(ctx, "Paid article", 15*time.Second); err != nil {
+	if err := browser.WaitText(ctx, "Paid article", 15*time.Second); err != nil {
 		t.Fatalf("the page did not turn into the content within 15 s of the payment: %v", err)
 	}
 	t.Logf("bob paid in %v; content shown %v after the payment", paid, time.Since(start)-paid)
@@ -323,7 +243,7 @@ func TestBrowser(t *testing.T) {
 	if resp.Status != http.StatusOK {
 		t.Errorf("another page of the route: status %d", resp.Status)
 	}
-	if err := waitText(ctx, "/api/second", 5*time.Second); err != nil {
+	if err := browser.WaitText(ctx, "/api/second", 5*time.Second); err != nil {
 		t.Error(err)
 	}
 }
@@ -337,7 +257,7 @@ func TestBrowserWebLN(t *testing.T) {
 	up := articleUpstream(t)
 	base := startCaddy(t, proxyRoute("/api/*", "21 {\n\t\t\tservice api\n\t\t}", up))
 	url := base + "/api/webln"
-	ctx := newTab(t, chromium, 60*time.Second)
+	ctx := browser.Tab(t, chromium, 60*time.Second)
 
 	var (
 		mu        sync.Mutex
@@ -389,7 +309,7 @@ func TestBrowserWebLN(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.WaitVisible(button), chromedp.Click(button)); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitText(ctx, "Paid article", 15*time.Second); err != nil {
+	if err := browser.WaitText(ctx, "Paid article", 15*time.Second); err != nil {
 		t.Fatalf("the page did not unlock after the WebLN payment: %v", err)
 	}
 	mu.Lock()
@@ -427,7 +347,7 @@ func TestBrowserReturningVisitor(t *testing.T) {
 	rootKey := l402.NewRootKey()
 	base := startCaddy(t, proxyRoute("/api/*", fmt.Sprintf("100 {\n\t\t\tservice api\n\t\t\troot_key %x\n\t\t}", rootKey), up))
 	url := base + "/api/article"
-	ctx := newTab(t, chromium, 60*time.Second, http.StatusUnauthorized)
+	ctx := browser.Tab(t, chromium, 60*time.Second, http.StatusUnauthorized)
 
 	// The first visit, long ago: paid, and its token since expired.
 	old, oldPre := buy(t, url)
@@ -458,7 +378,7 @@ func TestBrowserReturningVisitor(t *testing.T) {
 	}
 	start := time.Now()
 	pay(t, st.Invoice, tok.Identifier.PaymentHash)
-	if err := waitText(ctx, "Paid article", 15*time.Second); err != nil {
+	if err := browser.WaitText(ctx, "Paid article", 15*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("content shown %v after the payment started", time.Since(start))
