@@ -5,7 +5,6 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -22,7 +21,6 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
-	"github.com/btcsuite/btcd/btcec/v2/ecdsa"
 	"github.com/btcsuite/btcd/chaincfg"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/lightningnetwork/lnd/lnrpc/routerrpc"
@@ -750,10 +748,7 @@ func badForeignInvoice(t *testing.T, params *chaincfg.Params, sats int64, payAdd
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := inv.Encode(zpay32.MessageSigner{SignCompact: func(msg []byte) ([]byte, error) {
-		h := sha256.Sum256(msg)
-		return ecdsa.SignCompact(key, h[:], true), nil
-	}})
+	s, err := lndtest.SignInvoice(inv, key)
 	if err != nil {
 		t.Fatal(err)
 	}

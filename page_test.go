@@ -25,7 +25,6 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
-	"github.com/btcsuite/btcd/btcec/v2/ecdsa"
 	"github.com/btcsuite/btcd/chaincfg"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
@@ -36,6 +35,7 @@ import (
 	qrcode "github.com/skip2/go-qrcode"
 
 	"github.com/lightningcaddy/caddy-lightning/internal/browser"
+	"github.com/lightningcaddy/caddy-lightning/lnd/lndtest"
 )
 
 var pageScreenshots = flag.Bool("page-screenshots", false,
@@ -66,10 +66,7 @@ func pageTestInvoice(t testing.TB, sats int64, memo string, expiry time.Duration
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := inv.Encode(zpay32.MessageSigner{SignCompact: func(msg []byte) ([]byte, error) {
-		d := sha256.Sum256(msg)
-		return ecdsa.SignCompact(key, d[:], true), nil
-	}})
+	s, err := lndtest.SignInvoice(inv, key)
 	if err != nil {
 		t.Fatal(err)
 	}

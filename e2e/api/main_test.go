@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
-	"github.com/btcsuite/btcd/btcec/v2/ecdsa"
 	"github.com/btcsuite/btcd/chaincfg"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/lightningnetwork/lnd/lnwire"
@@ -28,6 +27,7 @@ import (
 	"github.com/lightningcaddy/caddy-lightning/internal/caddyrun"
 	"github.com/lightningcaddy/caddy-lightning/internal/regtest"
 	"github.com/lightningcaddy/caddy-lightning/lightningpb"
+	"github.com/lightningcaddy/caddy-lightning/lnd/lndtest"
 )
 
 // network is shared by the tests of this package; nil under -short.
@@ -490,10 +490,7 @@ func mainnetInvoice(t *testing.T, sat int64) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bolt11, err := inv.Encode(zpay32.MessageSigner{SignCompact: func(msg []byte) ([]byte, error) {
-		h := sha256.Sum256(msg)
-		return ecdsa.SignCompact(key, h[:], true), nil
-	}})
+	bolt11, err := lndtest.SignInvoice(inv, key)
 	if err != nil {
 		t.Fatal(err)
 	}
