@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"math/bits"
+	"runtime/metrics"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -103,6 +106,60 @@ type loadResult struct {
 	elapsed  time.Duration // wall time, from the first request to the last answer
 	latency  histogram     // of every completed request
 	rounds   []float64     // requests per second of each merged round
+	cpu      time.Duration // CPU time of this process (Caddy, upstream and client) during the run
+	allocs   heapAllocs    // what this process allocated during the run
+}
+
+// heapAllocs counts heap allocations.
+type heapAllocs struct {
+	bytes, objects uint64
+}
+
+// allocSamples are the runtime/metrics that heapAllocs reads.
+var allocSamples = []string{"/gc/heap/allocs:bytes", "/gc/heap/allocs:objects"}
+
+// processAllocs returns what this process allocated so far, without
+// stopping the world.
+func processAllocs() heapAllocs {
+	s := make([]metrics.Sample, len(allocSamples))
+	for i, name := range allocSamples {
+		s[i].Name = name
+	}
+	metrics.Read(s)
+	var a heapAllocs
+	if s[0].Value.Kind() == metrics.KindUint64 {
+		a.bytes = s[0].Value.Uint64()
+	}
+	if s[1].Value.Kind() == metrics.KindUint64 {
+		a.objects = s[1].Value.Uint64()
+	}
+	return a
+}
+
+// allocsPerRequest returns bytes and objects allocated per request.
+func (r *loadResult) allocsPerRequest() (bytes, objects float64) {
+	if r.requests == 0 {
+		return 0, 0
+	}
+	return float64(r.allocs.bytes) / float64(r.requests), float64(r.allocs.objects) / float64(r.requests)
+}
+
+// cpuPerRequest returns the process's CPU time per request.
+func (r *loadResult) cpuPerRequest() time.Duration {
+	if r.requests == 0 {
+		return 0
+	}
+	return r.cpu / time.Duration(r.requests)
+}
+
+// processCPU returns the CPU time (user and system) this process used so
+// far, or 0 if the system does not say.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // rate returns requests per second.
@@ -121,8 +178,36 @@ func (r *loadResult) add(o *loadResult) {
 		r.firstErr = o.firstErr
 	}
 	r.elapsed += o.elapsed
+	r.cpu += o.cpu
+	r.allocs.bytes += o.allocs.bytes
+	r.allocs.objects += o.allocs.objects
 	r.latency.merge(&o.latency)
 	r.rounds = append(r.rounds, o.rate())
+}
+
+// pairedRatio returns the median, over rounds, of r's rate over base's rate
+// in the same round: scenarios of one round run back to back, so this
+// cancels most of the machine's drift between rounds. It returns 0 if the
+// rounds do not pair up.
+func pairedRatio(r, base *loadResult) float64 {
+	if len(r.rounds) == 0 || len(r.rounds) != len(base.rounds) {
+		return 0
+	}
+	ratios := make([]float64, 0, len(r.rounds))
+	for i, v := range r.rounds {
+		if base.rounds[i] > 0 {
+			ratios = append(ratios, v/base.rounds[i])
+		}
+	}
+	if len(ratios) == 0 {
+		return 0
+	}
+	slices.Sort(ratios)
+	n := len(ratios)
+	if n%2 == 1 {
+		return ratios[n/2]
+	}
+	return (ratios[n/2-1] + ratios[n/2]) / 2
 }
 
 // summary is the result in one line: rate, p50 and p99.
@@ -154,7 +239,7 @@ func (l load) run(ctx context.Context, do requestFunc) *loadResult {
 		wg       sync.WaitGroup
 		deadline time.Time
 	)
-	start := time.Now()
+	start, cpu, allocs := time.Now(), processCPU(), processAllocs()
 	if l.maxTime > 0 {
 		deadline = start.Add(l.maxTime)
 	}
@@ -195,5 +280,8 @@ func (l load) run(ctx context.Context, do requestFunc) *loadResult {
 	}
 	wg.Wait()
 	res.elapsed = time.Since(start)
+	res.cpu = processCPU() - cpu
+	end := processAllocs()
+	res.allocs = heapAllocs{bytes: end.bytes - allocs.bytes, objects: end.objects - allocs.objects}
 	return res
 }

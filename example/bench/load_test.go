@@ -71,3 +71,14 @@ caddy_lightning_node_call_duration_seconds_count{method="LookupInvoice"} 3
 		t.Errorf("formatCount = %s", buf.String())
 	}
 }
+
+func TestPairedRatio(t *testing.T) {
+	a := &loadResult{rounds: []float64{90, 50, 95}}
+	b := &loadResult{rounds: []float64{100, 100, 100}}
+	if q := pairedRatio(a, b); q != 0.9 {
+		t.Errorf("pairedRatio = %v, want 0.9", q)
+	}
+	if q := pairedRatio(a, &loadResult{rounds: []float64{1}}); q != 0 {
+		t.Errorf("unpaired rounds: %v, want 0", q)
+	}
+}

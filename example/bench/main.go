@@ -2,19 +2,23 @@
 // regtest Lightning network (internal/regtest), a tiny upstream and Caddy in
 // this process, then measures, on loopback, in one run:
 //
-//  1. requests/s and p50/p99 latency of /plain/ (reverse_proxy only, the
-//     baseline) against /paid/ (paywall in front of the same proxy) with a
-//     token and its preimage, and with the token alone (cookie mode), in
-//     interleaved rounds;
+//  1. requests/s, p50/p99 latency, CPU time and allocations per request of
+//     /plain/ (reverse_proxy only, the baseline) against /paid/ (paywall in
+//     front of the same proxy) with a token and its preimage, and with the
+//     token alone (cookie mode), in interleaved rounds; plus a control,
+//     /plain/ carrying the same credential bytes in a header Caddy drops,
+//     which separates the cost of sending a credential from the paywall's;
 //  2. node RPCs per paid request, from Caddy's Prometheus metrics;
 //  3. 402 challenges per second through Caddy against AddInvoice calls per
 //     second made straight to the node, interleaved;
 //  4. checkinvoice latency through Caddy with 1,000 and 20,000 invoices on
-//     the node;
+//     the node, beside the same lookups made straight to the node;
 //  5. Caddy's heap after 1,000 and after 100,000 paid requests with
 //     distinct tokens;
 //
-// and prints a Markdown table of the results against the targets.
+// and prints a Markdown table of the results against the targets. Ratios
+// are medians of per-round ratios: the scenarios of a round run back to
+// back, in rotating order, so noise on the machine hits them alike.
 //
 //	go run ./example/bench                          # everything, about 2-4 minutes on 2 cores
 //	go run ./example/bench --out bench.md           # also write the table to a file
@@ -83,13 +87,13 @@ type options struct {
 func main() {
 	var o options
 	flag.IntVar(&o.concurrency, "concurrency", 16, "concurrent keep-alive client goroutines")
-	flag.IntVar(&o.rounds, "rounds", 8, "interleaved rounds of each throughput scenario")
-	flag.DurationVar(&o.roundTime, "round-time", 2*time.Second, "time bound of one throughput round")
+	flag.IntVar(&o.rounds, "rounds", 30, "interleaved rounds of each throughput scenario")
+	flag.DurationVar(&o.roundTime, "round-time", 750*time.Millisecond, "time bound of one throughput round")
 	flag.Int64Var(&o.roundRequests, "round-requests", 100_000, "request bound of one throughput round")
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up of each throughput scenario")
 	flag.IntVar(&o.tokens, "tokens", 8, "paid invoices (tokens) per paid throughput scenario")
-	flag.IntVar(&o.invoiceRounds, "invoice-rounds", 6, "interleaved rounds of 402 challenges and direct AddInvoice")
-	flag.DurationVar(&o.invoiceRoundTime, "invoice-round-time", time.Second, "time bound of one invoice round")
+	flag.IntVar(&o.invoiceRounds, "invoice-rounds", 12, "interleaved rounds of 402 challenges and direct AddInvoice")
+	flag.DurationVar(&o.invoiceRoundTime, "invoice-round-time", 500*time.Millisecond, "time bound of one invoice round")
 	flag.Int64Var(&o.invoiceRoundRequests, "invoice-round-requests", 1000, "request bound of one invoice round")
 	flag.IntVar(&o.checks, "checks", 500, "checkinvoice calls measured at each invoice count")
 	flag.IntVar(&o.checkConcurrency, "check-concurrency", 1, "concurrent checkinvoice calls")

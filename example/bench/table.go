@@ -26,8 +26,9 @@ type results struct {
 	loadAfter  string
 
 	plain, preimage, token *loadResult
-	preimageRPC, tokenRPC  rpcCounts // node calls during the measured rounds
-	tokenFirstRPC          rpcCounts // node calls of the first request of each token-only credential
+	control                *loadResult // /plain/ carrying the credential in a header Caddy drops
+	preimageRPC, tokenRPC  rpcCounts   // node calls during the measured rounds
+	tokenFirstRPC          rpcCounts   // node calls of the first request of each token-only credential
 	tokenCount             int
 
 	challenge, addInvoice *loadResult
@@ -75,9 +76,10 @@ func (r *results) table(w io.Writer, o options) error {
 	fmt.Fprintf(&b, "- Machine: %d cores (runtime.NumCPU), GOMAXPROCS %d, %s/%s, load average %s at start, %s at end\n",
 		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, r.loadBefore, r.loadAfter)
 	fmt.Fprintf(&b, "- Go: %s; date: %s\n", runtime.Version(), r.began.UTC().Format("2006-01-02 15:04 MST"))
-	fmt.Fprintf(&b, "- Load: %d keep-alive client goroutines on loopback; Caddy, the upstream (1 KiB answer) and the client in one process; lnd and btcd beside it\n",
-		o.concurrency)
-	fmt.Fprintf(&b, "- Interleaved: %d rounds of up to %s or %d requests per scenario (throughput); %d rounds of up to %s or %d (invoices)\n\n",
+	fmt.Fprintf(&b, "- Load: %d keep-alive client goroutines on loopback; Caddy, the upstream (1 KiB answer) and the client in one process "+
+		"(CPU/request is that process's user+system time); lnd and btcd beside it\n", o.concurrency)
+	fmt.Fprintf(&b, "- Interleaved: %d rounds of up to %s or %d requests per scenario (throughput); %d rounds of up to %s or %d (invoices); "+
+		"ratios are medians of per-round ratios (scenarios of a round run back to back, in rotating order)\n\n",
 		o.rounds, o.roundTime, o.roundRequests, o.invoiceRounds, o.invoiceRoundTime, o.invoiceRoundRequests)
 	b.WriteString("| Measure | Result | Target | Status |\n|---|---|---|---|\n")
 	row := func(measure, result, target, status string) {
@@ -86,15 +88,24 @@ func (r *results) table(w io.Writer, o options) error {
 
 	if r.ran["throughput"] {
 		base := r.plain.rate()
-		row("`/plain/` reverse_proxy (baseline)", r.plain.summary()+failures(r.plain), "", "")
+		row("`/plain/` reverse_proxy (baseline)", fmt.Sprintf("%s; CPU %s/request; %s%s",
+			r.plain.summary(), formatLatency(r.plain.cpuPerRequest()), formatAllocs(r.plain), failures(r.plain)), "", "")
 		for _, s := range []struct {
 			name string
 			res  *loadResult
 		}{{"`/paid/` token + preimage", r.preimage}, {"`/paid/` token only (cookie mode, after first request)", r.token}} {
-			q := ratio(s.res.rate(), base)
-			row(s.name, fmt.Sprintf("%s (%.3fx baseline)%s", s.res.summary(), q, failures(s.res)),
+			q := pairedRatio(s.res, r.plain)
+			row(s.name, fmt.Sprintf("%s; **%.3fx** baseline (median of %d paired rounds; totals %.3fx); CPU %s/request (%+.1f µs); %s%s",
+				s.res.summary(), q, len(s.res.rounds), ratio(s.res.rate(), base),
+				formatLatency(s.res.cpuPerRequest()), float64(s.res.cpuPerRequest()-r.plain.cpuPerRequest())/float64(time.Microsecond),
+				formatAllocs(s.res), failures(s.res)),
 				fmt.Sprintf("≥ %.2fx baseline", targetPaidThroughput), verdict(q >= targetPaidThroughput && s.res.failures == 0))
 		}
+		row("Control: `/plain/` + the same credential in `Proxy-Authorization` (dropped by Caddy)",
+			fmt.Sprintf("%s; %.3fx baseline (median of %d paired rounds); CPU %s/request (%+.1f µs); %s%s",
+				r.control.summary(), pairedRatio(r.control, r.plain), len(r.control.rounds),
+				formatLatency(r.control.cpuPerRequest()), float64(r.control.cpuPerRequest()-r.plain.cpuPerRequest())/float64(time.Microsecond),
+				formatAllocs(r.control), failures(r.control)), "", "")
 		pre := r.preimageRPC.total()
 		row("Node RPCs per preimage-verified request", fmt.Sprintf("%.4g (%g in %d requests: %s)",
 			ratio(pre, float64(r.preimage.requests)), pre, r.preimage.requests, r.preimageRPC), "0", verdict(pre == 0))
@@ -104,12 +115,13 @@ func (r *results) table(w io.Writer, o options) error {
 			perToken, r.tokenCount, r.tokenFirstRPC, r.tokenRPC, r.token.requests), "≤ 1 per token", verdict(perToken <= 1))
 	}
 	if r.ran["challenges"] {
-		q := ratio(r.challenge.rate(), r.addInvoice.rate())
-		row("402 challenges through Caddy", fmt.Sprintf("%s (%.3fx direct); node RPCs: %s, AddInvoice mean %s as Caddy saw it%s",
-			r.challenge.summary(), q, r.challengeRPC, formatLatency(r.challengeAddInvoice), failures(r.challenge)),
+		q := pairedRatio(r.challenge, r.addInvoice)
+		row("402 challenges through Caddy", fmt.Sprintf("%s; **%.3fx** direct (median of %d paired rounds; totals %.3fx); node RPCs: %s, AddInvoice mean %s as Caddy saw it; this process's CPU %s/request%s",
+			r.challenge.summary(), q, len(r.challenge.rounds), ratio(r.challenge.rate(), r.addInvoice.rate()),
+			r.challengeRPC, formatLatency(r.challengeAddInvoice), formatLatency(r.challenge.cpuPerRequest()), failures(r.challenge)),
 			fmt.Sprintf("≥ %.2fx direct AddInvoice", targetChallengeRate), verdict(q >= targetChallengeRate && r.challenge.failures == 0))
-		row("AddInvoice straight to alice (gRPC)", fmt.Sprintf("%s, mean %s%s",
-			r.addInvoice.summary(), formatLatency(r.addInvoice.latency.mean()), failures(r.addInvoice)), "", "")
+		row("AddInvoice straight to alice (gRPC)", fmt.Sprintf("%s, mean %s; this process's CPU %s/request%s",
+			r.addInvoice.summary(), formatLatency(r.addInvoice.latency.mean()), formatLatency(r.addInvoice.cpuPerRequest()), failures(r.addInvoice)), "", "")
 	}
 	if r.ran["checkinvoice"] {
 		row(fmt.Sprintf("checkinvoice, %d invoices on alice", r.checkSmallN), checkSummary(r.checkSmall, r.lookupSmall, r.checkSmallRPC), "", "")
@@ -139,7 +151,7 @@ func (r *results) table(w io.Writer, o options) error {
 		for _, s := range []struct {
 			name string
 			res  *loadResult
-		}{{"plain", r.plain}, {"preimage", r.preimage}, {"token only", r.token}, {"402", r.challenge}, {"AddInvoice", r.addInvoice}} {
+		}{{"plain", r.plain}, {"preimage", r.preimage}, {"token only", r.token}, {"plain+header", r.control}, {"402", r.challenge}, {"AddInvoice", r.addInvoice}} {
 			if s.res != nil {
 				fmt.Fprintf(&b, "- %s: %s\n", s.name, formatRounds(s.res.rounds))
 			}
@@ -156,6 +168,12 @@ func checkSummary(r, direct *loadResult, rpc rpcCounts) string {
 		formatLatency(r.latency.quantile(0.5)), formatLatency(r.latency.quantile(0.99)), r.requests,
 		ratio(rpc.total(), float64(r.requests)), rpc,
 		formatLatency(direct.latency.quantile(0.5)), formatLatency(direct.latency.quantile(0.99)), failures(r))
+}
+
+// formatAllocs prints heap allocations per request.
+func formatAllocs(r *loadResult) string {
+	b, o := r.allocsPerRequest()
+	return fmt.Sprintf("%.1f KiB in %.0f allocs/request", b/1024, o)
 }
 
 // formatRounds lists per-round rates.
