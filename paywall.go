@@ -269,15 +269,37 @@ func (p *Paywall) answerWait(w http.ResponseWriter, r *http.Request, token strin
 // placeholders and, unless kept, without its L402 credentials.
 func (p *Paywall) admit(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, id l402.Identifier) error {
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		repl.Set("http.paywall.payment_hash", hex.EncodeToString(id.PaymentHash[:]))
-		repl.Set("http.paywall.token_id", hex.EncodeToString(id.TokenID[:]))
-		repl.Set("http.paywall.price", p.Price)
-		repl.Set("http.paywall.service", p.Service)
+		repl.Map(placeholders{p, id}.value)
 	}
 	if !p.KeepCredentials {
 		stripCredentials(r, p.cookieName)
 	}
 	return next.ServeHTTP(w, r)
+}
+
+// placeholders computes the paywall's placeholders for an admitted request
+// when the rest of the route asks for them, not before.
+type placeholders struct {
+	p  *Paywall
+	id l402.Identifier
+}
+
+func (ph placeholders) value(key string) (any, bool) {
+	name, ok := strings.CutPrefix(key, "http.paywall.")
+	if !ok {
+		return nil, false
+	}
+	switch name {
+	case "payment_hash":
+		return hex.EncodeToString(ph.id.PaymentHash[:]), true
+	case "token_id":
+		return hex.EncodeToString(ph.id.TokenID[:]), true
+	case "price":
+		return ph.p.Price, true
+	case "service":
+		return ph.p.Service, true
+	}
+	return nil, false
 }
 
 // stripCredentials removes the L402 and LSAT credentials from the
@@ -292,16 +314,17 @@ func stripCredentials(r *http.Request, cookieName string) {
 // left empty; a header strip does not change is left alone.
 func stripHeader(h http.Header, name string, strip func(string) string) {
 	values := h.Values(name)
-	changed := false
-	kept := make([]string, 0, len(values))
-	for _, v := range values {
+	var kept []string // allocated at the first change
+	for i, v := range values {
 		s := strip(v)
-		changed = changed || s != v
-		if s != "" {
+		if s != v && kept == nil {
+			kept = append(make([]string, 0, len(values)), values[:i]...)
+		}
+		if kept != nil && s != "" {
 			kept = append(kept, s)
 		}
 	}
-	if !changed {
+	if kept == nil {
 		return
 	}
 	h.Del(name)
@@ -315,6 +338,12 @@ func stripHeader(h http.Header, name string, strip func(string) string) {
 // with "<scheme> " begins a credential; other items (auth-params, or more
 // L402 tokens) belong to the credential before them.
 func withoutL402(value string) string {
+	if !strings.Contains(value, ",") { // one credential: the usual case
+		if scheme, _, _ := strings.Cut(strings.TrimSpace(value), " "); strings.EqualFold(scheme, "L402") || strings.EqualFold(scheme, "LSAT") {
+			return ""
+		}
+		return value
+	}
 	items := strings.Split(value, ",")
 	kept := items[:0]
 	dropping := false
