@@ -16,15 +16,22 @@ import (
 	"github.com/lightningcaddy/caddy-lightning/lightningpb"
 )
 
-func TestGRPC(t *testing.T) {
-	api, node := startAPI(t, "{\n\t\tmax_payment 1000\n\t}")
+// grpcClient is a gRPC client, over h2c, for the Caddy serving api (a
+// startAPI URL); the connection closes at the end of the test.
+func grpcClient(t *testing.T, api string) lightningpb.LightningClient {
+	t.Helper()
 	target := strings.TrimSuffix(strings.TrimPrefix(api, "http://"), "/v1/lightning/")
 	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	client := lightningpb.NewLightningClient(conn)
+	t.Cleanup(func() { _ = conn.Close() })
+	return lightningpb.NewLightningClient(conn)
+}
+
+func TestGRPC(t *testing.T) {
+	api, node := startAPI(t, "{\n\t\tmax_payment 1000\n\t}")
+	client := grpcClient(t, api)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 

@@ -9,9 +9,7 @@ import (
 	"time"
 
 	"github.com/lightningnetwork/lnd/lnrpc"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -63,13 +61,7 @@ func TestAPIKeyREST(t *testing.T) {
 
 func TestAPIKeyGRPC(t *testing.T) {
 	api, _ := startAPI(t, "{\n\t\tapi_key s3cret-key\n\t}")
-	target := strings.TrimSuffix(strings.TrimPrefix(api, "http://"), "/v1/lightning/")
-	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	client := lightningpb.NewLightningClient(conn)
+	client := grpcClient(t, api)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req := &lightningpb.GenerateInvoiceRequest{Amount: 5}
