@@ -2,7 +2,11 @@ package lightning
 
 import (
 	"context"
+	"encoding/hex"
+	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/lightningcaddy/caddy-lightning/lightningpb"
+	"github.com/lightningcaddy/caddy-lightning/lnd/lndtest"
 )
 
 func postWithHeader(t *testing.T, url, body string, header http.Header) apiResponse {
@@ -139,4 +144,60 @@ func TestBudgetReleasesFailedAndRepeatedPayments(t *testing.T) {
 	third, _ := node.NewPayableInvoice(100)
 	post(t, api+"payinvoice", map[string]any{"invoice": third}).
 		wantError(t, http.StatusTooManyRequests, int(codes.ResourceExhausted), "budget exhausted")
+}
+
+// Secrets never reach the logs, even at DEBUG: not the macaroon, the API
+// key, tokens, or preimages.
+func TestLogsHoldNoSecrets(t *testing.T) {
+	node := lndtest.Start(t)
+	logPath := filepath.Join(t.TempDir(), "caddy.log")
+	base := startCaddy(t, lndOption(node)+fmt.Sprintf(`
+	log {
+		output file %s
+		level DEBUG
+	}`, logPath), `	route /v1/lightning/* {
+		lightning {
+			max_payment 1000
+			api_key k3y-s3cret-value
+		}
+	}
+	route /paid/* {
+		paywall 100
+		respond "content"
+	}`)
+	key := http.Header{"X-Api-Key": {"k3y-s3cret-value"}, "Content-Type": {"application/json"}}
+
+	c := getChallenge(t, base+"/paid/", nil, http.StatusPaymentRequired)
+	preimage := settleAndProve(t, node, c)
+	get(t, base+"/paid/", auth(l402Auth(c.Body.Token, preimage)))
+	get(t, base+"/paid/", auth("L402 "+c.Body.Token+":"+strings.Repeat("ab", 32)))
+	invoice, paidPreimage := node.NewPayableInvoice(100)
+	postWithHeader(t, base+"/v1/lightning/payinvoice", `{"invoice": "`+invoice+`"}`, key)
+	postWithHeader(t, base+"/v1/lightning/keysend", `{"pubkey": "`+node.PeerPubkey()+`", "amount": 5}`, key)
+	postWithHeader(t, base+"/v1/lightning/generateinvoice", `{"amount": 5}`, http.Header{"X-Api-Key": {"wrong"}})
+	node.Stop()
+	postWithHeader(t, base+"/v1/lightning/generateinvoice", `{"amount": 5}`, key)
+	get(t, base+"/paid/", nil)
+
+	logs, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(logs) == 0 {
+		t.Fatal("no logs written")
+	}
+	for name, secret := range map[string]string{
+		"macaroon":         node.MacaroonHex(),
+		"API key":          "k3y-s3cret-value",
+		"token":            c.Body.Token,
+		"paywall preimage": hex.EncodeToString(preimage[:]),
+		"paid preimage":    hex.EncodeToString(paidPreimage[:]),
+	} {
+		if strings.Contains(string(logs), secret) {
+			t.Errorf("the logs hold the %s", name)
+		}
+	}
+	if !strings.Contains(string(logs), c.Body.PaymentHash) {
+		t.Error("the logs do not name the payment hash (they should, for operators)")
+	}
 }
