@@ -28,7 +28,6 @@ import (
 var screenshots = flag.Bool("screenshots", false,
 	"write the payment page screenshot to docs/payment-page-regtest.png (go test ./e2e/paywall/ -run TestBrowser -screenshots)")
 
-
 // articleUpstream answers like a site behind the paywall: an HTML article.
 func articleUpstream(t *testing.T) *upstream {
 	up := newUpstream(t)
