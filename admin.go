@@ -92,6 +92,9 @@ type adminStatus struct {
 }
 
 type nodeStatus struct {
+	// Ready: the node's RPC server is active (asked without a macaroon,
+	// so a node that is Ready but not Reachable refuses the macaroon).
+	Ready         bool   `json:"ready"`
 	Reachable     bool   `json:"reachable"`
 	Error         string `json:"error,omitempty"`
 	Pubkey        string `json:"pubkey,omitempty"`
@@ -118,6 +121,7 @@ func (a *adminAPI) status(ctx context.Context) adminStatus {
 		st.Node = nodeStatus{Reachable: true, Pubkey: info.Pubkey, Alias: info.Alias, Network: info.Network,
 			SyncedToChain: info.SyncedToChain, BlockHeight: info.BlockHeight}
 	}
+	st.Node.Ready = a.app.Client().Ready(ctx) == nil
 	a.app.paywalls.mu.Lock()
 	for _, p := range a.app.paywalls.list {
 		st.Paywalls = append(st.Paywalls, paywallStatus{Service: p.Service, PriceSat: p.Price,

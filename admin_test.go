@@ -38,7 +38,7 @@ func TestAdminStatusRevokeRotate(t *testing.T) {
 	if code := adminCall(t, http.MethodGet, admin+"/lightning/status", "", &st); code != http.StatusOK {
 		t.Fatalf("status: %d", code)
 	}
-	if !st.Node.Reachable || st.Node.Pubkey != node.Pubkey() || st.Node.Network != "regtest" ||
+	if !st.Node.Ready || !st.Node.Reachable || st.Node.Pubkey != node.Pubkey() || st.Node.Network != "regtest" ||
 		len(st.Paywalls) != 1 || st.Paywalls[0].Service != "shop" || st.Paywalls[0].PriceSat != 100 || len(st.Keys) != 1 {
 		t.Fatalf("status = %+v", st)
 	}
