@@ -11,6 +11,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 
@@ -105,11 +106,17 @@ func benchPaywall(b *testing.B) (*Paywall, *lndtest.Node) {
 	}
 	limits, _ := newInvoiceLimits(&Rate{}, &Rate{})
 	app := benchApp(b, client)
+	tokens, err := openTokenStore(b.Context(), &certmagic.FileStorage{Path: b.TempDir()}, zap.NewNop())
+	if err != nil {
+		b.Fatal(err)
+	}
 	p := &Paywall{
 		Price: 100, ValidFor: 3600e9, InvoiceExpiry: 600e9, Service: "bench", Memo: "bench",
 		app: app, node: client, settled: app.settlements(), fixedKeys: keys, limits: limits,
 		metrics:    newPaywallMetrics("bench"),
-		checker:    l402.Checker{Service: "bench", Price: 100},
+		tokens:     tokens,
+		verified:   newVerifiedCredentials(),
+		checker:    l402.Checker{Service: "bench", Price: 100, Revoked: tokens.isRevoked},
 		cookieName: "l402_bench", lookups: new(singleflight.Group), logger: zap.NewNop(),
 	}
 	return p, node

@@ -80,6 +80,7 @@ type Paywall struct {
 	metrics    paywallMetrics
 	tokens     *tokenStore
 	fixedKeys  *l402.Keyring // from RootKey, else nil
+	verified   *verifiedCredentials
 	checker    l402.Checker
 	cookieName string
 	limits     *invoiceLimits
@@ -158,6 +159,7 @@ func (p *Paywall) Provision(ctx caddy.Context) error {
 	app.addPaywall(p)
 	p.cookieName = fmt.Sprintf("l402_%s_%d", p.Service, p.Price)
 	p.lookups = new(singleflight.Group)
+	p.verified = newVerifiedCredentials()
 	return nil
 }
 
@@ -168,11 +170,22 @@ func (p *Paywall) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if c, err := r.Cookie(p.cookieName); err == nil {
 		values = append(values[:len(values):len(values)], "L402 "+c.Value)
 	}
-	cred, id, err := p.keyring().Authenticate(values, p.checker)
 	waiting := r.Header.Get(waitHeader) != ""
+	keys := p.keyring()
+	// A single credential verified before needs no new checks.
+	if len(values) == 1 && !waiting {
+		if id, ok := p.verified.lookup(values[0], keys, p.tokens.isRevoked, now()); ok {
+			p.metrics.preimage.Inc()
+			return p.admit(w, r, next, id)
+		}
+	}
+	cred, id, err := keys.Authenticate(values, p.checker)
 	switch {
 	case err == nil:
 		p.metrics.preimage.Inc()
+		if len(values) == 1 {
+			p.verified.add(values[0], cred.Token, p.Service, keys, id)
+		}
 		if waiting {
 			return p.answerWait(w, r, cred.Token, cred.Preimage, true)
 		}

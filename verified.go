@@ -1,0 +1,88 @@
+package lightning
+
+import (
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lightningcaddy/caddy-lightning/l402"
+)
+
+// verifiedMemory bounds how many credentials a paywall remembers as
+// verified: enough for the tokens its active clients reuse, few enough that
+// memory stays flat whatever the traffic.
+const verifiedMemory = 2048
+
+// verifiedCredentials remembers Authorization values (token and preimage)
+// that verified in full, so a token reused for many requests pays for the
+// signature and caveat checks once. A remembered value still stops working
+// the moment its token expires or is revoked, or the keys that verified it
+// change. Two generations bound its size.
+type verifiedCredentials struct {
+	mu            sync.RWMutex
+	recent, older map[string]verifiedCredential
+}
+
+type verifiedCredential struct {
+	keys    *l402.Keyring   // the keys that verified it
+	id      l402.Identifier // the token's identifier
+	expires time.Time       // the token's earliest valid_until for the service
+}
+
+func newVerifiedCredentials() *verifiedCredentials {
+	return &verifiedCredentials{recent: make(map[string]verifiedCredential)}
+}
+
+// lookup returns the identifier of a remembered credential that is still
+// good under keys at now.
+func (v *verifiedCredentials) lookup(value string, keys *l402.Keyring, revoked func(l402.Identifier) bool, now time.Time) (l402.Identifier, bool) {
+	v.mu.RLock()
+	c, ok := v.recent[value]
+	if !ok {
+		c, ok = v.older[value]
+	}
+	v.mu.RUnlock()
+	if !ok || c.keys != keys || !now.Before(c.expires) || revoked(c.id) {
+		return l402.Identifier{}, false
+	}
+	return c.id, true
+}
+
+// add remembers a credential that keys just verified for service.
+func (v *verifiedCredentials) add(value, token, service string, keys *l402.Keyring, id l402.Identifier) {
+	expires, ok := earliestValidUntil(token, service)
+	if !ok {
+		return
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.recent) >= verifiedMemory/2 {
+		v.older, v.recent = v.recent, make(map[string]verifiedCredential, verifiedMemory/2)
+	}
+	v.recent[value] = verifiedCredential{keys: keys, id: id, expires: expires}
+}
+
+// earliestValidUntil reads the token's <service>_valid_until caveats: the
+// earliest is when it expires (far in the future without one). ok is false
+// if the token cannot be read.
+func earliestValidUntil(token, service string) (time.Time, bool) {
+	t, err := l402.DecodeToken(token)
+	if err != nil {
+		return time.Time{}, false
+	}
+	earliest := int64(math.MaxInt64)
+	for _, c := range t.Caveats {
+		key, value, _ := strings.Cut(c, "=")
+		if strings.TrimSpace(key) != service+l402.SuffixValidUntil {
+			continue
+		}
+		until, err := strconv.ParseInt(strings.TrimSpace(value), 10, 64)
+		if err != nil {
+			return time.Time{}, false
+		}
+		earliest = min(earliest, until)
+	}
+	return time.Unix(earliest, 0), true
+}
