@@ -172,11 +172,16 @@ func (p *Paywall) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	waiting := r.Header.Get(waitHeader) != ""
 	keys := p.keyring()
-	// A single credential verified before needs no new checks.
+	// A single credential that opened the route before needs no new
+	// checks beyond expiry, revocation and the keys.
 	if len(values) == 1 && !waiting {
-		if id, ok := p.verified.lookup(values[0], keys, p.tokens.isRevoked, now()); ok {
-			p.metrics.preimage.Inc()
-			return p.admit(w, r, next, id)
+		if c, ok := p.verified.lookup(values[0], keys, p.tokens.isRevoked, now()); ok {
+			if c.settled {
+				p.metrics.settled.Inc()
+			} else {
+				p.metrics.preimage.Inc()
+			}
+			return p.admit(w, r, next, c.id)
 		}
 	}
 	cred, id, err := keys.Authenticate(values, p.checker)
@@ -184,14 +189,20 @@ func (p *Paywall) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	case err == nil:
 		p.metrics.preimage.Inc()
 		if len(values) == 1 {
-			p.verified.add(values[0], cred.Token, p.Service, keys, id)
+			p.verified.add(values[0], cred.Token, p.Service, keys, id, false)
 		}
 		if waiting {
 			return p.answerWait(w, r, cred.Token, cred.Preimage, true)
 		}
 		return p.admit(w, r, next, id)
 	case errors.Is(err, l402.ErrPreimageRequired):
-		return p.serveUnproven(w, r, next, cred.Token, id, waiting)
+		if ok, err := p.proven(r, w, cred.Token, id, waiting); !ok {
+			return err
+		}
+		if len(values) == 1 {
+			p.verified.add(values[0], cred.Token, p.Service, keys, id, true)
+		}
+		return p.admit(w, r, next, id)
 	case errors.Is(err, l402.ErrNoCredentials):
 		p.metrics.none.Inc()
 		return p.challenge(w, r, http.StatusPaymentRequired, "payment required")
@@ -209,12 +220,14 @@ func (p *Paywall) keyring() *l402.Keyring {
 	return p.tokens.keyring()
 }
 
-// serveUnproven handles a valid token that came without its preimage: it
-// opens the route once the node has settled the token's invoice.
-func (p *Paywall) serveUnproven(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, token string, id l402.Identifier, waiting bool) error {
+// proven handles a valid token that came without its preimage: it reports
+// whether the node settled the token's invoice, so the request may pass.
+// Otherwise it has answered the request itself (a challenge, the page's
+// long poll, or a node error) and returns that answer's error.
+func (p *Paywall) proven(r *http.Request, w http.ResponseWriter, token string, id l402.Identifier, waiting bool) (bool, error) {
 	preimage, settled, err := p.settlement(r, id.PaymentHash)
 	if err != nil {
-		return p.unavailable(w, err)
+		return false, p.unavailable(w, err)
 	}
 	if waiting {
 		if !settled {
@@ -222,14 +235,14 @@ func (p *Paywall) serveUnproven(w http.ResponseWriter, r *http.Request, next cad
 			preimage, settled = p.settled.wait(ctx, id.PaymentHash)
 			cancel()
 		}
-		return p.answerWait(w, r, token, preimage, settled)
+		return false, p.answerWait(w, r, token, preimage, settled)
 	}
 	if !settled {
 		p.metrics.unpaid.Inc()
-		return p.challenge(w, r, http.StatusUnauthorized, "invoice not paid yet: pay it, then retry with the preimage")
+		return false, p.challenge(w, r, http.StatusUnauthorized, "invoice not paid yet: pay it, then retry with the preimage")
 	}
 	p.metrics.settled.Inc()
-	return p.admit(w, r, next, id)
+	return true, nil
 }
 
 // settlement reports whether the invoice with hash is settled, from memory

@@ -15,8 +15,9 @@ import (
 // memory stays flat whatever the traffic.
 const verifiedMemory = 2048
 
-// verifiedCredentials remembers Authorization values (token and preimage)
-// that verified in full, so a token reused for many requests pays for the
+// verifiedCredentials remembers Authorization values that opened the route:
+// a token with its preimage, or a token alone whose invoice the node
+// settled (settled is final). A token reused for many requests pays for the
 // signature and caveat checks once. A remembered value still stops working
 // the moment its token expires or is revoked, or the keys that verified it
 // change. Two generations bound its size.
@@ -29,15 +30,16 @@ type verifiedCredential struct {
 	keys    *l402.Keyring   // the keys that verified it
 	id      l402.Identifier // the token's identifier
 	expires time.Time       // the token's earliest valid_until for the service
+	settled bool            // proven by the node's settlement, not a preimage
 }
 
 func newVerifiedCredentials() *verifiedCredentials {
 	return &verifiedCredentials{recent: make(map[string]verifiedCredential)}
 }
 
-// lookup returns the identifier of a remembered credential that is still
-// good under keys at now.
-func (v *verifiedCredentials) lookup(value string, keys *l402.Keyring, revoked func(l402.Identifier) bool, now time.Time) (l402.Identifier, bool) {
+// lookup returns a remembered credential that is still good under keys at
+// now.
+func (v *verifiedCredentials) lookup(value string, keys *l402.Keyring, revoked func(l402.Identifier) bool, now time.Time) (verifiedCredential, bool) {
 	v.mu.RLock()
 	c, ok := v.recent[value]
 	if !ok {
@@ -45,13 +47,13 @@ func (v *verifiedCredentials) lookup(value string, keys *l402.Keyring, revoked f
 	}
 	v.mu.RUnlock()
 	if !ok || c.keys != keys || !now.Before(c.expires) || revoked(c.id) {
-		return l402.Identifier{}, false
+		return verifiedCredential{}, false
 	}
-	return c.id, true
+	return c, true
 }
 
 // add remembers a credential that keys just verified for service.
-func (v *verifiedCredentials) add(value, token, service string, keys *l402.Keyring, id l402.Identifier) {
+func (v *verifiedCredentials) add(value, token, service string, keys *l402.Keyring, id l402.Identifier, settled bool) {
 	expires, ok := earliestValidUntil(token, service)
 	if !ok {
 		return
@@ -61,7 +63,7 @@ func (v *verifiedCredentials) add(value, token, service string, keys *l402.Keyri
 	if len(v.recent) >= verifiedMemory/2 {
 		v.older, v.recent = v.recent, make(map[string]verifiedCredential, verifiedMemory/2)
 	}
-	v.recent[value] = verifiedCredential{keys: keys, id: id, expires: expires}
+	v.recent[value] = verifiedCredential{keys: keys, id: id, expires: expires, settled: settled}
 }
 
 // earliestValidUntil reads the token's <service>_valid_until caveats: the

@@ -24,7 +24,7 @@ func TestVerifiedCredentials(t *testing.T) {
 	if _, ok := v.lookup(value, keys, notRevoked, time.Now()); ok {
 		t.Fatal("hit before add")
 	}
-	v.add(value, token, "s", keys, id)
+	v.add(value, token, "s", keys, id, false)
 
 	for _, tt := range []struct {
 		name    string
@@ -39,7 +39,7 @@ func TestVerifiedCredentials(t *testing.T) {
 		{"keys changed", rotated, notRevoked, time.Now(), false},
 		{"revoked", keys, func(got l402.Identifier) bool { return got == id }, time.Now(), false},
 	} {
-		if got, ok := v.lookup(value, tt.keys, tt.revoked, tt.at); ok != tt.want || ok && got != id {
+		if got, ok := v.lookup(value, tt.keys, tt.revoked, tt.at); ok != tt.want || ok && got.id != id {
 			t.Errorf("%s: lookup = %v, %v; want %v", tt.name, got, ok, tt.want)
 		}
 	}
@@ -49,7 +49,7 @@ func TestVerifiedCredentials(t *testing.T) {
 
 	// Memory stays bounded: old generations go.
 	for i := range verifiedMemory * 2 {
-		v.add(strconv.Itoa(i)+value, token, "s", keys, id)
+		v.add(strconv.Itoa(i)+value, token, "s", keys, id, false)
 	}
 	if n := len(v.recent) + len(v.older); n > verifiedMemory {
 		t.Errorf("%d entries, want at most %d", n, verifiedMemory)
