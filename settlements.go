@@ -15,22 +15,21 @@ const settlementMemory = 50_000
 // bounded by keeping two generations and dropping the older one.
 type settlements struct {
 	mu      sync.Mutex
-	recent  map[[32]byte][32]byte // payment hash -> preimage
-	older   map[[32]byte][32]byte
+	settled *generations[[32]byte, [32]byte] // payment hash -> preimage
 	waiters map[[32]byte][]chan [32]byte
 
 	// Invoices issued and not yet seen settled: payment hash -> service
 	// (for metrics), bounded the same way.
-	issued, issuedOlder map[[32]byte]string
+	issued *generations[[32]byte, string]
 
 	following sync.Once // the app starts following the node's stream once
 }
 
 func newSettlements() *settlements {
 	return &settlements{
-		recent:  make(map[[32]byte][32]byte),
+		settled: newGenerations[[32]byte, [32]byte](settlementMemory),
 		waiters: make(map[[32]byte][]chan [32]byte),
-		issued:  make(map[[32]byte]string),
+		issued:  newGenerations[[32]byte, string](settlementMemory),
 	}
 }
 
@@ -39,10 +38,7 @@ func newSettlements() *settlements {
 func (s *settlements) noteIssued(hash [32]byte, service string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.issued) >= settlementMemory/2 {
-		s.issuedOlder, s.issued = s.issued, make(map[[32]byte]string)
-	}
-	s.issued[hash] = service
+	s.issued.put(hash, service)
 }
 
 // add records a settlement and wakes its waiters. If the invoice was
@@ -51,41 +47,25 @@ func (s *settlements) noteIssued(hash [32]byte, service string) {
 func (s *settlements) add(hash, preimage [32]byte) (service string, issued bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.recent) >= settlementMemory/2 {
-		s.older, s.recent = s.recent, make(map[[32]byte][32]byte)
-	}
-	s.recent[hash] = preimage
+	s.settled.put(hash, preimage)
 	for _, ch := range s.waiters[hash] {
 		ch <- preimage
 	}
 	delete(s.waiters, hash)
-	if service, issued = s.issued[hash]; issued {
-		delete(s.issued, hash)
-	} else if service, issued = s.issuedOlder[hash]; issued {
-		delete(s.issuedOlder, hash)
-	}
-	return service, issued
+	return s.issued.take(hash)
 }
 
 // preimage returns the remembered preimage of a settled invoice.
 func (s *settlements) preimage(hash [32]byte) ([32]byte, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.lookupLocked(hash)
-}
-
-func (s *settlements) lookupLocked(hash [32]byte) ([32]byte, bool) {
-	if p, ok := s.recent[hash]; ok {
-		return p, true
-	}
-	p, ok := s.older[hash]
-	return p, ok
+	return s.settled.get(hash)
 }
 
 // wait blocks until the invoice with hash settles or ctx ends.
 func (s *settlements) wait(ctx context.Context, hash [32]byte) ([32]byte, bool) {
 	s.mu.Lock()
-	if p, ok := s.lookupLocked(hash); ok {
+	if p, ok := s.settled.get(hash); ok {
 		s.mu.Unlock()
 		return p, true
 	}

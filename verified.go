@@ -22,8 +22,8 @@ const verifiedMemory = 2048
 // the moment its token expires or is revoked, or the keys that verified it
 // change. Two generations bound its size.
 type verifiedCredentials struct {
-	mu            sync.RWMutex
-	recent, older map[string]verifiedCredential
+	mu   sync.RWMutex
+	seen *generations[string, verifiedCredential]
 }
 
 type verifiedCredential struct {
@@ -34,17 +34,14 @@ type verifiedCredential struct {
 }
 
 func newVerifiedCredentials() *verifiedCredentials {
-	return &verifiedCredentials{recent: make(map[string]verifiedCredential)}
+	return &verifiedCredentials{seen: newGenerations[string, verifiedCredential](verifiedMemory)}
 }
 
 // lookup returns a remembered credential that is still good under keys at
 // now.
 func (v *verifiedCredentials) lookup(value string, keys *l402.Keyring, revoked func(l402.Identifier) bool, now time.Time) (verifiedCredential, bool) {
 	v.mu.RLock()
-	c, ok := v.recent[value]
-	if !ok {
-		c, ok = v.older[value]
-	}
+	c, ok := v.seen.get(value)
 	v.mu.RUnlock()
 	if !ok || c.keys != keys || !now.Before(c.expires) || revoked(c.id) {
 		return verifiedCredential{}, false
@@ -60,10 +57,7 @@ func (v *verifiedCredentials) add(value, token, service string, keys *l402.Keyri
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if len(v.recent) >= verifiedMemory/2 {
-		v.older, v.recent = v.recent, make(map[string]verifiedCredential, verifiedMemory/2)
-	}
-	v.recent[value] = verifiedCredential{keys: keys, id: id, expires: expires, settled: settled}
+	v.seen.put(value, verifiedCredential{keys: keys, id: id, expires: expires, settled: settled})
 }
 
 // earliestValidUntil reads the token's <service>_valid_until caveats: the

@@ -51,7 +51,7 @@ func TestVerifiedCredentials(t *testing.T) {
 	for i := range verifiedMemory * 2 {
 		v.add(strconv.Itoa(i)+value, token, "s", keys, id, false)
 	}
-	if n := len(v.recent) + len(v.older); n > verifiedMemory {
+	if n := v.seen.len(); n > verifiedMemory {
 		t.Errorf("%d entries, want at most %d", n, verifiedMemory)
 	}
 }
