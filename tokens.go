@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -211,8 +210,8 @@ func (s *tokenStore) revoke(ctx context.Context, token, tokenID string) (string,
 			return "", err
 		}
 		tokenID = hex.EncodeToString(t.Identifier.TokenID[:])
-		if expiry, ok := latestValidUntil(t.Caveats); ok {
-			until = expiry
+		if _, latest, found, err := t.ValidUntil(""); err == nil && found {
+			until = latest
 		}
 	case len(tokenID) == 64:
 		if _, err := hex.DecodeString(tokenID); err != nil {
@@ -244,19 +243,4 @@ func (s *tokenStore) rotate(ctx context.Context, dropOld bool) error {
 		}
 		return nil
 	})
-}
-
-// latestValidUntil finds the latest <service>_valid_until in caveats.
-func latestValidUntil(caveats []string) (time.Time, bool) {
-	var latest int64
-	for _, c := range caveats {
-		key, value, ok := strings.Cut(c, "=")
-		if !ok || !strings.HasSuffix(strings.TrimSpace(key), l402.SuffixValidUntil) {
-			continue
-		}
-		if t, err := strconv.ParseInt(strings.TrimSpace(value), 10, 64); err == nil && t > latest {
-			latest = t
-		}
-	}
-	return time.Unix(latest, 0), latest > 0
 }

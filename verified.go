@@ -2,8 +2,6 @@ package lightning
 
 import (
 	"math"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -60,25 +58,20 @@ func (v *verifiedCredentials) add(value, token, service string, keys *l402.Keyri
 	v.seen.put(value, verifiedCredential{keys: keys, id: id, expires: expires, settled: settled})
 }
 
-// earliestValidUntil reads the token's <service>_valid_until caveats: the
-// earliest is when it expires (far in the future without one). ok is false
-// if the token cannot be read.
+// earliestValidUntil is when the token expires for service: its earliest
+// <service>_valid_until (far in the future without one). ok is false if the
+// token cannot be read.
 func earliestValidUntil(token, service string) (time.Time, bool) {
 	t, err := l402.DecodeToken(token)
 	if err != nil {
 		return time.Time{}, false
 	}
-	earliest := int64(math.MaxInt64)
-	for _, c := range t.Caveats {
-		key, value, _ := strings.Cut(c, "=")
-		if strings.TrimSpace(key) != service+l402.SuffixValidUntil {
-			continue
-		}
-		until, err := strconv.ParseInt(strings.TrimSpace(value), 10, 64)
-		if err != nil {
-			return time.Time{}, false
-		}
-		earliest = min(earliest, until)
+	earliest, _, found, err := t.ValidUntil(service)
+	switch {
+	case err != nil:
+		return time.Time{}, false
+	case !found:
+		return time.Unix(math.MaxInt64, 0), true
 	}
-	return time.Unix(earliest, 0), true
+	return earliest, true
 }

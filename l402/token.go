@@ -422,3 +422,30 @@ func trimOWSBytes(b []byte) []byte {
 	}
 	return b
 }
+
+// ValidUntil reads the token's <service>_valid_until caveats (of every
+// service when service is ""): the earliest and the latest, and whether
+// there is any. A malformed one is an ErrInvalidCaveat. The token is not
+// verified here.
+func (t *Token) ValidUntil(service string) (earliest, latest time.Time, found bool, err error) {
+	var lo, hi int64
+	for _, c := range t.Caveats {
+		key, value, _ := strings.Cut(c, "=")
+		key = strings.TrimSpace(key)
+		if service == "" && !strings.HasSuffix(key, SuffixValidUntil) || service != "" && key != service+SuffixValidUntil {
+			continue
+		}
+		until, perr := strconv.ParseInt(strings.TrimSpace(value), 10, 64)
+		if perr != nil {
+			return time.Time{}, time.Time{}, false, errDetail(ErrInvalidCaveat, "malformed "+quote([]byte(key)))
+		}
+		if !found || until < lo {
+			lo = until
+		}
+		if !found || until > hi {
+			hi = until
+		}
+		found = true
+	}
+	return time.Unix(lo, 0), time.Unix(hi, 0), found, nil
+}

@@ -288,3 +288,33 @@ func FuzzDecodeToken(f *testing.F) {
 		}
 	})
 }
+
+func TestTokenValidUntil(t *testing.T) {
+	k, err := NewKeyring(NewRootKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	early, late := time.Unix(1_800_000_000, 0), time.Unix(1_900_000_000, 0)
+	tok, _, err := k.Mint([32]byte{1}, ServicesCaveat(Service{Name: "a"}),
+		ValidUntilCaveat("a", late), ValidUntilCaveat("a", early), ValidUntilCaveat("b", late.Add(time.Hour)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := DecodeToken(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lo, hi, found, err := d.ValidUntil("a"); err != nil || !found || !lo.Equal(early) || !hi.Equal(late) {
+		t.Errorf(`ValidUntil("a") = %v, %v, %v, %v`, lo, hi, found, err)
+	}
+	if _, hi, found, err := d.ValidUntil(""); err != nil || !found || !hi.Equal(late.Add(time.Hour)) {
+		t.Errorf(`ValidUntil("") latest = %v, %v, %v`, hi, found, err)
+	}
+	if _, _, found, err := d.ValidUntil("c"); err != nil || found {
+		t.Errorf(`ValidUntil("c") found = %v, %v`, found, err)
+	}
+	d.Caveats = append(d.Caveats, "a_valid_until=soon")
+	if _, _, _, err := d.ValidUntil("a"); !errors.Is(err, ErrInvalidCaveat) {
+		t.Errorf("malformed caveat: %v", err)
+	}
+}
