@@ -146,3 +146,21 @@ func (k *Keyring) Mint(paymentHash [32]byte, caveats ...Caveat) (string, Identif
 	}
 	return base64.StdEncoding.EncodeToString(b), id, nil
 }
+
+// Binding returns HMAC-SHA256(root key, label || 0 || token id) under the
+// root key that minted the token with id: a value only the keyring's holder
+// can compute, which ties something to that one token without storing
+// anything (the paywall ties the browser that asked for a token to it).
+// ok is false if the keyring does not hold the token's key.
+func (k *Keyring) Binding(id Identifier, label string) (b [32]byte, ok bool) {
+	key := k.lookup(id.keyID())
+	if key == nil {
+		return b, false
+	}
+	h := hmac.New(sha256.New, key.root[:])
+	h.Write([]byte(label))
+	h.Write([]byte{0})
+	h.Write(id.TokenID[:])
+	h.Sum(b[:0])
+	return b, true
+}

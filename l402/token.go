@@ -31,6 +31,9 @@ const (
 	SuffixValidUntil = "_valid_until"
 	// SuffixPrice follows the service name in a price caveat key.
 	SuffixPrice = "_price"
+	// SuffixIssuedAt follows the service name in the caveat that says when
+	// the token was minted.
+	SuffixIssuedAt = "_issued_at"
 )
 
 // Caveat is a first-party caveat key=value.
@@ -79,6 +82,13 @@ func ValidUntilCaveat(service string, t time.Time) Caveat {
 	return Caveat{Key: service + SuffixValidUntil, Value: strconv.FormatInt(t.Unix(), 10)}
 }
 
+// IssuedAtCaveat returns <service>_issued_at=<unix seconds of t>, the time
+// the token was minted; a Checker with MaxAge accepts the token for the
+// service until MaxAge after it.
+func IssuedAtCaveat(service string, t time.Time) Caveat {
+	return Caveat{Key: service + SuffixIssuedAt, Value: strconv.FormatInt(t.Unix(), 10)}
+}
+
 // PriceCaveat returns <service>_price=<sats>, binding the token to the price
 // it was bought at.
 func PriceCaveat(service string, sats int64) Caveat {
@@ -106,7 +116,7 @@ func validateCaveat(c Caveat) error {
 	switch {
 	case c.Key == CaveatServices:
 		ok = validServices([]byte(c.Value))
-	case strings.HasSuffix(c.Key, SuffixValidUntil), strings.HasSuffix(c.Key, SuffixPrice):
+	case strings.HasSuffix(c.Key, SuffixValidUntil), strings.HasSuffix(c.Key, SuffixPrice), strings.HasSuffix(c.Key, SuffixIssuedAt):
 		_, ok = parseDecimal([]byte(c.Value))
 	}
 	if !ok {
@@ -428,22 +438,33 @@ func trimOWSBytes(b []byte) []byte {
 // there is any. A malformed one is an ErrInvalidCaveat. The token is not
 // verified here.
 func (t *Token) ValidUntil(service string) (earliest, latest time.Time, found bool, err error) {
+	return t.timeCaveats(service, SuffixValidUntil)
+}
+
+// IssuedAt reads the token's <service>_issued_at caveats (of every service
+// when service is ""), as ValidUntil reads the expiry caveats.
+func (t *Token) IssuedAt(service string) (earliest, latest time.Time, found bool, err error) {
+	return t.timeCaveats(service, SuffixIssuedAt)
+}
+
+// timeCaveats reads the caveats <service><suffix>=<unix seconds>.
+func (t *Token) timeCaveats(service, suffix string) (earliest, latest time.Time, found bool, err error) {
 	var lo, hi int64
 	for _, c := range t.Caveats {
 		key, value, _ := strings.Cut(c, "=")
 		key = strings.TrimSpace(key)
-		if service == "" && !strings.HasSuffix(key, SuffixValidUntil) || service != "" && key != service+SuffixValidUntil {
+		if service == "" && !strings.HasSuffix(key, suffix) || service != "" && key != service+suffix {
 			continue
 		}
-		until, perr := strconv.ParseInt(strings.TrimSpace(value), 10, 64)
+		v, perr := strconv.ParseInt(strings.TrimSpace(value), 10, 64)
 		if perr != nil {
 			return time.Time{}, time.Time{}, false, errDetail(ErrInvalidCaveat, "malformed "+quote([]byte(key)))
 		}
-		if !found || until < lo {
-			lo = until
+		if !found || v < lo {
+			lo = v
 		}
-		if !found || until > hi {
-			hi = until
+		if !found || v > hi {
+			hi = v
 		}
 		found = true
 	}

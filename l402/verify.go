@@ -24,6 +24,12 @@ type Checker struct {
 	// carry a <Service>_price caveat and every one must equal Price.
 	Price int64
 
+	// MaxAge, when non-zero, bounds how long after it was minted a token is
+	// accepted: the check time must be before every <Service>_issued_at
+	// caveat plus MaxAge. A token without such a caveat is bounded by its
+	// valid_until caveats alone.
+	MaxAge time.Duration
+
 	// Now returns the check time; nil means time.Now.
 	Now func() time.Time
 
@@ -239,6 +245,17 @@ func (c *Checker) check(it caveatIter) error {
 			}
 			if !now.Before(time.Unix(until, 0)) {
 				return errDetail(ErrExpired, "valid until "+strconv.FormatInt(until, 10))
+			}
+		case c.MaxAge != 0 && isServiceKey(key, c.Service, SuffixIssuedAt):
+			issued, ok := parseDecimal(value)
+			if !ok {
+				return errDetail(ErrInvalidCaveat, "malformed "+quote(key))
+			}
+			if !haveNow {
+				now, haveNow = c.now(), true
+			}
+			if !now.Before(time.Unix(issued, 0).Add(c.MaxAge)) {
+				return errDetail(ErrExpired, "issued at "+strconv.FormatInt(issued, 10)+", older than this route allows")
 			}
 		case isServiceKey(key, c.Service, SuffixPrice):
 			if c.Price == 0 {
