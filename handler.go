@@ -52,6 +52,12 @@ type Handler struct {
 	// or gRPC metadata x-api-key. Placeholders such as {env.X} work.
 	// Default: none.
 	APIKey string `json:"api_key,omitempty"`
+	// InvoicesPerClient bounds how fast one client (an IPv4 address, or an
+	// IPv6 prefix of the app's client_ipv6_prefix bits) can have
+	// generateinvoice make invoices; beyond it the call fails with
+	// RESOURCE_EXHAUSTED (HTTP 429). Default: 600 per minute. Events 0
+	// turns it off.
+	InvoicesPerClient *Rate `json:"invoices_per_client,omitempty"`
 
 	api    *service
 	rest   map[string]restMethod
@@ -81,6 +87,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.Budget.validate(); err != nil {
 		return err
 	}
+	if err := h.InvoicesPerClient.validate(); err != nil {
+		return fmt.Errorf("invoices_per_client: %w", err)
+	}
+	invoicesPerClient := h.InvoicesPerClient
+	if invoicesPerClient == nil {
+		invoicesPerClient = &Rate{Events: 600, Window: caddy.Duration(time.Minute)}
+	}
 	h.apiKey = newAPIKey(caddy.NewReplacer().ReplaceAll(h.APIKey, ""))
 	if h.MaxPayment > 0 && !h.apiKey.required() {
 		h.logger.Warn("payinvoice and keysend are enabled without api_key: anyone who reaches this route can spend "+
@@ -101,6 +114,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		maxFee:         h.MaxFee,
 		paymentTimeout: time.Duration(h.PaymentTimeout),
 		budget:         newSpendLedger(h.Budget, ctx.Storage()),
+		invoiceLimits:  newClientLimits(invoicesPerClient),
+		ipv6Prefix:     app.ClientIPv6Prefix,
 		logger:         h.logger,
 	}
 	h.rest = h.api.restMethods()

@@ -30,6 +30,8 @@ type service struct {
 	maxFee         int64
 	paymentTimeout time.Duration
 	budget         *spendLedger
+	invoiceLimits  *clientLimits // generateinvoice, per client
+	ipv6Prefix     int
 	logger         *zap.Logger
 }
 
@@ -37,6 +39,9 @@ type service struct {
 func (s *service) GenerateInvoice(ctx context.Context, req *lightningpb.GenerateInvoiceRequest) (*lightningpb.GenerateInvoiceResponse, error) {
 	if req.Amount <= 0 || req.Amount > maxSats {
 		return nil, status.Errorf(codes.InvalidArgument, "amount must be between 1 and %d satoshis", int64(maxSats))
+	}
+	if _, ok := s.invoiceLimits.allow(clientKey(ctx, s.ipv6Prefix)); !ok {
+		return nil, status.Error(codes.ResourceExhausted, "too many invoices requested: retry later")
 	}
 	inv, err := s.node.CreateInvoice(ctx, req.Amount, req.Memo, s.invoiceExpiry)
 	if err != nil {
