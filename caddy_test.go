@@ -37,13 +37,27 @@ func startCaddyWithAdmin(t *testing.T, storageDir, globalOptions, siteBody strin
 func runCaddy(t *testing.T, admin, storageDir, globalOptions, siteBody string) string {
 	t.Helper()
 	port := freePort(t)
-	caddyfile := fmt.Sprintf(`{
+	loadCaddyfile(t, testCaddyfile(admin, storageDir, globalOptions, port, siteBody))
+	t.Cleanup(func() {
+		if err := caddy.Stop(); err != nil {
+			t.Errorf("stop caddy: %v", err)
+		}
+	})
+	return fmt.Sprintf("http://127.0.0.1:%d", port)
+}
+
+// testCaddyfile is the Caddyfile of the tests: the global options and the
+// site body, on port, with requests from loopback addresses trusted as a
+// proxy's (so X-Forwarded-For and X-Forwarded-Proto count).
+func testCaddyfile(admin, storageDir, globalOptions string, port int, siteBody string) string {
+	return fmt.Sprintf(`{
 	admin %s
 	auto_https off
 	persist_config off
 	storage file_system %s
 	servers {
 		protocols h1 h2 h2c
+		trusted_proxies static 127.0.0.1/32 ::1/128
 	}
 %s
 }
@@ -52,6 +66,12 @@ http://127.0.0.1:%d {
 %s
 }
 `, admin, storageDir, globalOptions, port, siteBody)
+}
+
+// loadCaddyfile adapts a Caddyfile and runs it, replacing the running
+// config (a reload when one runs).
+func loadCaddyfile(t *testing.T, caddyfile string) {
+	t.Helper()
 	cfgJSON, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), nil)
 	if err != nil {
 		t.Fatalf("adapt Caddyfile: %v\n%s", err, caddyfile)
@@ -62,12 +82,6 @@ http://127.0.0.1:%d {
 	if err := caddy.Load(cfgJSON, true); err != nil {
 		t.Fatalf("load config: %v", err)
 	}
-	t.Cleanup(func() {
-		if err := caddy.Stop(); err != nil {
-			t.Errorf("stop caddy: %v", err)
-		}
-	})
-	return fmt.Sprintf("http://127.0.0.1:%d", port)
 }
 
 // lndOption is the lightning global option for a fake node.

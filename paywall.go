@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"strings"
 	"sync"
@@ -276,14 +277,14 @@ func (p *Paywall) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 		return p.admit(w, r, next, id)
 	case errors.Is(err, l402.ErrPreimageRequired):
-		st, err := p.lookups.lookup(r.Context(), p.node, id.PaymentHash, clientKey(r.Context(), p.ipv6Prefix), false)
+		_, paid, err := p.settlement(r.Context(), id.PaymentHash, clientKey(r.Context(), p.ipv6Prefix), false)
 		switch {
 		case errors.Is(err, errTooManyLookups):
 			p.metrics.challenge(http.StatusTooManyRequests)
 			return p.tooManyRequests(w, r, time.Second, "too many payment checks: retry later, or send the preimage")
 		case err != nil:
 			return p.nodeFailed(w, r, err)
-		case !p.settledNow(id.PaymentHash, st):
+		case !paid:
 			p.metrics.unpaid.Inc()
 			return p.challenge(w, r, http.StatusUnauthorized, "invoice not paid yet: pay it, then retry with the preimage")
 		}
@@ -315,18 +316,21 @@ func (p *Paywall) keyring() (*l402.Keyring, error) {
 	return snap.keys, nil
 }
 
-// settledNow reports whether the invoice with hash is settled, as the
-// settlements remember it or as a lookup on the node just found (which it
-// then records).
-func (p *Paywall) settledNow(hash [32]byte, st lnd.InvoiceStatus) bool {
-	if _, ok := p.settled.preimage(hash); ok {
-		return true
+// settlement reports whether the invoice with hash is settled: from the
+// settlements the app remembers, else from a lookup on the node as the
+// lookup guard allows (lenient: a lookup over the client's limit is
+// skipped rather than refused). A settlement found is recorded: it is
+// final.
+func (p *Paywall) settlement(ctx context.Context, hash [32]byte, client netip.Prefix, lenient bool) ([32]byte, bool, error) {
+	if preimage, ok := p.settled.preimage(hash); ok {
+		return preimage, true, nil
 	}
-	if st.State != lnd.InvoiceSettled {
-		return false
+	st, err := p.lookups.lookup(ctx, p.node, hash, client, lenient)
+	if err != nil || st.State != lnd.InvoiceSettled {
+		return [32]byte{}, false, err
 	}
 	p.app.feed.record(hash, st.Preimage, st.AmountPaidSat)
-	return true
+	return st.Preimage, true, nil
 }
 
 // isPreflight reports whether r is a CORS preflight: browsers send it
@@ -354,13 +358,11 @@ func (p *Paywall) wait(w http.ResponseWriter, r *http.Request, keys *l402.Keyrin
 			return p.answerWait(w, r, cred.Token, id, preimage, false)
 		}
 		defer p.lookups.leaveWait(client, hash)
-		st, err := p.lookups.lookup(r.Context(), p.node, hash, client, true)
-		if err != nil {
+		var err error
+		if preimage, paid, err = p.settlement(r.Context(), hash, client, true); err != nil {
 			return p.nodeFailed(w, r, err)
 		}
-		if p.settledNow(hash, st) {
-			preimage, paid = p.settled.preimage(hash)
-		} else {
+		if !paid {
 			ctx, cancel := context.WithTimeout(r.Context(), waitTimeout)
 			preimage, paid = p.settled.wait(ctx, hash)
 			cancel()
