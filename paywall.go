@@ -375,8 +375,8 @@ func (p *Paywall) wait(w http.ResponseWriter, r *http.Request, keys *l402.Keyrin
 }
 
 // answerWait answers the long poll; once paid, it sets the cookie that
-// carries the credential, for as long as the token opens this paywall, and
-// drops the page's binding cookie.
+// carries the credential, for as long as the token opens this paywall. (The
+// page's binding cookie stays until it expires: the page may poll again.)
 func (p *Paywall) answerWait(w http.ResponseWriter, r *http.Request, token string, id l402.Identifier, preimage [32]byte, paid bool) error {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Type", "application/json")
@@ -386,7 +386,6 @@ func (p *Paywall) answerWait(w http.ResponseWriter, r *http.Request, token strin
 	}
 	expires, _ := credentialExpiry(token, p.service, p.checker.MaxAge)
 	http.SetCookie(w, newCookie(r, p.cookieName, token+":"+hex.EncodeToString(preimage[:]), expires.Sub(now())))
-	http.SetCookie(w, newCookie(r, pageCookieName(id), "", -1))
 	_, err := w.Write([]byte(`{"paid":true}`))
 	return err
 }

@@ -315,10 +315,6 @@ func TestPaywallWaitAndCookie(t *testing.T) {
 	var access *http.Cookie
 	for _, ck := range a.resp.Cookies() {
 		switch {
-		case ck.Name == binding.Name:
-			if ck.MaxAge >= 0 {
-				t.Errorf("the binding cookie is not deleted: %+v", ck)
-			}
 		case strings.HasPrefix(ck.Name, "l402_paywall-") && strings.HasSuffix(ck.Name, "_100"):
 			access = ck
 		default:
@@ -345,7 +341,7 @@ func TestPaywallWaitAndCookie(t *testing.T) {
 	c2, binding2 := pageChallenge(t, base+"/paid/", nil)
 	preimage := settleAndProve(t, node, c2)
 	resp, body, err := waitRequest(base+"/paid/", l402Auth(c2.Body.Token, preimage), binding2)
-	if err != nil || resp.StatusCode != 200 || body != `{"paid":true}` || len(resp.Cookies()) != 2 {
+	if err != nil || resp.StatusCode != 200 || body != `{"paid":true}` || len(resp.Cookies()) != 1 {
 		t.Fatalf("wait with preimage: %v %v %s %v", err, resp, body, resp.Cookies())
 	}
 }

@@ -388,7 +388,7 @@ func TestBrowserReturningVisitor(t *testing.T) {
 	}
 	var values []string
 	for _, c := range cookies.Cookies {
-		if strings.HasPrefix(c.Name, "l402") {
+		if strings.HasPrefix(c.Name, "l402") && !strings.HasPrefix(c.Name, "l402_page_") {
 			values = append(values, c.Value)
 		}
 	}
