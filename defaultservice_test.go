@@ -59,6 +59,7 @@ func TestEachPaywallSellsItsOwnService(t *testing.T) {
 	check("first config")
 
 	loadCaddyfile(t, testCaddyfile("off", storage, lndOption(node), port, "\troute /free/* {\n\t\trespond \"free\"\n\t}\n"+site))
+	http.DefaultClient.CloseIdleConnections() // the old server closes them
 	check("after a reload that adds a route")
 	again := getChallenge(t, base+"/month/a", nil, http.StatusPaymentRequired)
 	if s := tokenService(t, again.Body.Token); s != monthService {

@@ -175,6 +175,7 @@ func TestReloadDuringAPayment(t *testing.T) {
 	waitFor(t, "the long poll to ask the node", func() bool { return node.Calls("LookupInvoice") > lookups })
 
 	loadCaddyfile(t, testCaddyfile("off", storage, lndOption(node), port, site("after")))
+	http.DefaultClient.CloseIdleConnections() // the old server closes them
 	if _, body := get(t, base+"/paid/", auth(l402Auth(c.Body.Token, [32]byte{}))); body == "before" {
 		t.Fatal("the reload did not take effect")
 	}

@@ -341,9 +341,9 @@ func isPreflight(r *http.Request) bool {
 }
 
 // wait answers the payment page's long poll, from the browser the page was
-// sent to only: held until the invoice of the token is settled (or answered
-// at once when the poll carries the preimage), then it sets the cookie
-// that carries the credential.
+// sent to only: held until the invoice of the token is settled (answered at
+// once when the poll carries the preimage, or when the polls held are at a
+// bound), then it sets the cookie that carries the credential.
 func (p *Paywall) wait(w http.ResponseWriter, r *http.Request, keys *l402.Keyring, cred l402.Credential, id l402.Identifier) error {
 	if !sameBrowser(r, keys, id) {
 		p.metrics.challenge(http.StatusForbidden)
@@ -352,32 +352,29 @@ func (p *Paywall) wait(w http.ResponseWriter, r *http.Request, keys *l402.Keyrin
 	preimage, paid := cred.Preimage, cred.HasPreimage
 	if paid {
 		p.metrics.preimage.Inc()
-	} else {
-		hash, client := id.PaymentHash, clientKey(r.Context(), p.ipv6Prefix)
-		if !p.lookups.enterWait(client, hash) {
-			return p.answerWait(w, r, cred.Token, id, preimage, false)
-		}
-		defer p.lookups.leaveWait(client, hash)
-		var err error
-		if preimage, paid, err = p.settlement(r.Context(), hash, client, true); err != nil {
-			return p.nodeFailed(w, r, err)
-		}
-		if !paid {
-			ctx, cancel := context.WithTimeout(r.Context(), waitTimeout)
-			preimage, paid = p.settled.wait(ctx, hash)
-			cancel()
-		}
-		if paid {
-			p.metrics.settled.Inc()
-		}
+		return p.answerWait(w, r, cred.Token, preimage, true)
 	}
-	return p.answerWait(w, r, cred.Token, id, preimage, paid)
+	hash, client := id.PaymentHash, clientKey(r.Context(), p.ipv6Prefix)
+	preimage, paid, err := p.settlement(r.Context(), hash, client, true)
+	if err != nil {
+		return p.nodeFailed(w, r, err)
+	}
+	if !paid && p.lookups.enterWait(client, hash) {
+		ctx, cancel := context.WithTimeout(r.Context(), waitTimeout)
+		preimage, paid = p.settled.wait(ctx, hash)
+		cancel()
+		p.lookups.leaveWait(client, hash)
+	}
+	if paid {
+		p.metrics.settled.Inc()
+	}
+	return p.answerWait(w, r, cred.Token, preimage, paid)
 }
 
 // answerWait answers the long poll; once paid, it sets the cookie that
 // carries the credential, for as long as the token opens this paywall. (The
 // page's binding cookie stays until it expires: the page may poll again.)
-func (p *Paywall) answerWait(w http.ResponseWriter, r *http.Request, token string, id l402.Identifier, preimage [32]byte, paid bool) error {
+func (p *Paywall) answerWait(w http.ResponseWriter, r *http.Request, token string, preimage [32]byte, paid bool) error {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Type", "application/json")
 	if !paid {

@@ -163,6 +163,7 @@ func TestReloadDuringPayment(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // let the poll reach the old config
 
 	loadCaddy(t, caddyConfig(port, storage, site("after")))
+	client.CloseIdleConnections() // the old server closes them
 	if after := getChallenge(t, base+"/api/article"); *decodeInvoice(t, after.Invoice).Description != "after" {
 		t.Fatal("the reload did not take effect")
 	}
