@@ -11,6 +11,9 @@ import (
 // credentialHeaders are the request headers a paid answer depends on.
 var credentialHeaders = []string{"Authorization", "Cookie"}
 
+// credentialVary is Vary for an upstream that sets none.
+const credentialVary = "Authorization, Cookie"
+
 // paidResponse keeps a paid answer out of shared caches: when the rest of
 // the route writes its header, it makes Cache-Control private (unless the
 // upstream said no-store or private already) and adds the credential
@@ -46,7 +49,17 @@ func (w *paidResponse) ReadFrom(r io.Reader) (int64, error) {
 // keepPrivate makes h's Cache-Control private and its Vary cover the
 // credential headers, keeping what the upstream set.
 func keepPrivate(h http.Header) {
-	if cc := h.Values("Cache-Control"); !hasDirective(cc, "no-store") && !hasDirective(cc, "private") {
+	// The keys are canonical: map access skips canonicalizing them.
+	cc, vary := h["Cache-Control"], h["Vary"]
+	if len(cc) == 0 && len(vary) == 0 { // the usual case, in one allocation
+		both := []string{"private", credentialVary}
+		h["Cache-Control"], h["Vary"] = both[:1:1], both[1:]
+		return
+	}
+	switch {
+	case len(cc) == 0:
+		h["Cache-Control"] = []string{"private"}
+	case !hasDirective(cc, "no-store") && !hasDirective(cc, "private"):
 		// public and s-maxage speak to shared caches only: drop them.
 		directives := []string{"private"}
 		for _, d := range directiveList(cc) {
@@ -55,10 +68,13 @@ func keepPrivate(h http.Header) {
 				directives = append(directives, d)
 			}
 		}
-		h.Set("Cache-Control", strings.Join(directives, ", "))
+		h["Cache-Control"] = []string{strings.Join(directives, ", ")}
 	}
-	vary := h.Values("Vary")
-	if hasDirective(vary, "*") {
+	switch {
+	case len(vary) == 0:
+		h["Vary"] = []string{credentialVary}
+		return
+	case hasDirective(vary, "*"):
 		return
 	}
 	fields := directiveList(vary)
@@ -70,7 +86,7 @@ func keepPrivate(h http.Header) {
 		}
 	}
 	if changed {
-		h.Set("Vary", strings.Join(fields, ", "))
+		h["Vary"] = []string{strings.Join(fields, ", ")}
 	}
 }
 

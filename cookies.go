@@ -98,25 +98,29 @@ func stripCredentials(r *http.Request) {
 }
 
 // stripHeader rewrites the values of a header with strip, dropping values
-// left empty; a header strip does not change is left alone.
+// left empty; a header strip does not change is left alone. name is
+// canonical.
 func stripHeader(h http.Header, name string, strip func(string) string) {
-	values := h.Values(name)
-	var kept []string // allocated at the first change
+	values := h[name]
+	var kept []string
+	changed := false
 	for i, v := range values {
 		s := strip(v)
-		if s != v && kept == nil {
-			kept = append(make([]string, 0, len(values)), values[:i]...)
+		if s != v && !changed {
+			// The values before the first change stay; appending to them
+			// copies (the capacity is cut), so values is not modified.
+			kept, changed = values[:i:i], true
 		}
-		if kept != nil && s != "" {
+		if changed && s != "" {
 			kept = append(kept, s)
 		}
 	}
-	if kept == nil {
-		return
-	}
-	h.Del(name)
-	for _, v := range kept {
-		h.Add(name, v)
+	switch {
+	case !changed:
+	case len(kept) == 0:
+		delete(h, name)
+	default:
+		h[name] = kept
 	}
 }
 

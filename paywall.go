@@ -306,7 +306,7 @@ func (p *Paywall) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // loads the shared token state if the app has not yet (revocations apply
 // to tokens of a root_key too).
 func (p *Paywall) keyring() (*l402.Keyring, error) {
-	snap, err := p.tokens.current(p.app.ctx)
+	snap, err := p.tokens.current(p.app.ctx.Context)
 	switch {
 	case err != nil:
 		return nil, err

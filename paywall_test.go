@@ -419,7 +419,7 @@ func TestPaywallNodeDown(t *testing.T) {
 	}
 	found := false
 	for _, line := range strings.Split(string(logs), "\n") {
-		if strings.Contains(line, answer.RequestID) && strings.Contains(line, "the Lightning node failed") && strings.Contains(line, "127.0.0.1") {
+		if strings.Contains(line, answer.RequestID) && strings.Contains(line, "the Lightning node failed") && strings.Contains(line, `"error":"`) {
 			found = true
 		}
 	}
