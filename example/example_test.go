@@ -15,9 +15,16 @@ import (
 	"github.com/lightningcaddy/caddy-lightning/lnd/lndtest"
 )
 
-// TestCaddyfilesAdapt checks that every example Caddyfile adapts without
-// errors or warnings.
-func TestCaddyfilesAdapt(t *testing.T) {
+// TestCaddyfiles checks that every example Caddyfile adapts without errors
+// or warnings and passes `caddy validate` (with its node replaced by a fake
+// one and its storage by a temporary directory), so none holds a
+// combination the plugin refuses, such as one that would break what a
+// payment buys.
+func TestCaddyfiles(t *testing.T) {
+	node := lndtest.Start(t)
+	t.Setenv("LIGHTNING_API_KEY", "example-key")
+	t.Setenv("LND_MACAROON_HEX", node.MacaroonHex())
+	t.Setenv("LND_INVOICE_MACAROON_HEX", node.MacaroonHex())
 	names, err := filepath.Glob("*Caddyfile")
 	if err != nil || len(names) < 6 {
 		t.Fatalf("example Caddyfiles: %v %v", names, err)
@@ -28,39 +35,12 @@ func TestCaddyfilesAdapt(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt(body, map[string]any{"filename": name})
+			adapted, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt(body, map[string]any{"filename": name})
 			if err != nil {
 				t.Fatalf("adapt: %v", err)
 			}
 			for _, w := range warnings {
 				t.Errorf("warning: %s", w.String())
-			}
-		})
-	}
-}
-
-// TestCaddyfilesValidate: every example passes `caddy validate` (with its
-// node replaced by a fake one and its storage by a temporary directory),
-// so none holds a combination the plugin refuses, such as one that would
-// break what a payment buys.
-func TestCaddyfilesValidate(t *testing.T) {
-	node := lndtest.Start(t)
-	t.Setenv("LIGHTNING_API_KEY", "example-key")
-	t.Setenv("LND_MACAROON_HEX", node.MacaroonHex())
-	t.Setenv("LND_INVOICE_MACAROON_HEX", node.MacaroonHex())
-	names, err := filepath.Glob("*Caddyfile")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range names {
-		t.Run(name, func(t *testing.T) {
-			body, err := os.ReadFile(name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			adapted, _, err := caddyconfig.GetAdapter("caddyfile").Adapt(body, map[string]any{"filename": name})
-			if err != nil {
-				t.Fatal(err)
 			}
 			var cfg map[string]any
 			if err := json.Unmarshal(adapted, &cfg); err != nil {
