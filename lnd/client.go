@@ -1,6 +1,6 @@
-// Package lnd is the only part of caddy-lightning that speaks lnrpc: a small
+// Package lnd is the only part of caddy-lightning that talks to lnd: a small
 // client for the operations the Lightning API and the paywall need, on top
-// of LND's gRPC interface (lnrpc and routerrpc).
+// of lnd's gRPC interface (through lndrpc, which needs no lnrpc).
 //
 // Errors are gRPC status errors (possibly wrapped with context), so callers
 // can read their code with status.Code and map it to HTTP.
@@ -15,8 +15,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/lightningnetwork/lnd/lnrpc"
-	"github.com/lightningnetwork/lnd/lnrpc/routerrpc"
+	"github.com/lightningcaddy/caddy-lightning/lnd/lndrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
@@ -45,9 +44,7 @@ type Config struct {
 // the node comes back from a restart.
 type Client struct {
 	conn        *grpc.ClientConn
-	lightning   lnrpc.LightningClient
-	router      routerrpc.RouterClient
-	state       lnrpc.StateClient
+	rpc         lndrpc.Client
 	callTimeout time.Duration
 
 	mu   sync.Mutex
@@ -94,9 +91,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	return &Client{
 		conn:        conn,
-		lightning:   lnrpc.NewLightningClient(conn),
-		router:      routerrpc.NewRouterClient(conn),
-		state:       lnrpc.NewStateClient(conn),
+		rpc:         lndrpc.NewClient(conn),
 		callTimeout: timeout,
 	}, nil
 }

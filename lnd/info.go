@@ -4,7 +4,7 @@ import (
 	"context"
 
 	"github.com/btcsuite/btcd/chaincfg"
-	"github.com/lightningnetwork/lnd/lnrpc"
+	"github.com/lightningcaddy/caddy-lightning/lnd/lndrpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -28,7 +28,7 @@ type Info struct {
 func (c *Client) Info(ctx context.Context) (Info, error) {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	resp, err := c.lightning.GetInfo(ctx, &lnrpc.GetInfoRequest{})
+	resp, err := c.rpc.GetInfo(ctx, &lndrpc.GetInfoRequest{})
 	if err != nil {
 		return Info{}, nodeError("get node info", err)
 	}
@@ -49,11 +49,11 @@ func (c *Client) Info(ctx context.Context) (Info, error) {
 func (c *Client) Ready(ctx context.Context) error {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	resp, err := c.state.GetState(ctx, &lnrpc.GetStateRequest{})
+	resp, err := c.rpc.GetState(ctx, &lndrpc.GetStateRequest{})
 	if err != nil {
 		return nodeError("get node state", err)
 	}
-	if resp.State != lnrpc.WalletState_SERVER_ACTIVE {
+	if resp.State != lndrpc.WalletState_SERVER_ACTIVE {
 		return status.Errorf(codes.Unavailable, "node is not ready: %s", resp.State)
 	}
 	return nil

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/chaincfg"
-	"github.com/lightningnetwork/lnd/lnrpc"
+	"github.com/lightningcaddy/caddy-lightning/lnd/lndrpc"
 	"github.com/lightningnetwork/lnd/zpay32"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -61,7 +61,7 @@ func (c *Client) CreateInvoice(ctx context.Context, amountSat int64, memo string
 	}
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	resp, err := c.lightning.AddInvoice(ctx, &lnrpc.Invoice{
+	resp, err := c.rpc.AddInvoice(ctx, &lndrpc.Invoice{
 		Value:  amountSat,
 		Memo:   memo,
 		Expiry: int64(expiry / time.Second),
@@ -172,7 +172,7 @@ type InvoiceStatus struct {
 func (c *Client) LookupInvoice(ctx context.Context, paymentHash [32]byte) (InvoiceStatus, error) {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	resp, err := c.lightning.LookupInvoice(ctx, &lnrpc.PaymentHash{RHash: paymentHash[:]})
+	resp, err := c.rpc.LookupInvoice(ctx, &lndrpc.PaymentHash{RHash: paymentHash[:]})
 	if err != nil {
 		if status.Code(err) == codes.NotFound {
 			return InvoiceStatus{}, status.Error(codes.NotFound, "no invoice with this payment hash on the node")
@@ -181,13 +181,13 @@ func (c *Client) LookupInvoice(ctx context.Context, paymentHash [32]byte) (Invoi
 	}
 	var st InvoiceStatus
 	switch resp.State {
-	case lnrpc.Invoice_SETTLED:
+	case lndrpc.Invoice_SETTLED:
 		st.State = InvoiceSettled
 		st.AmountPaidSat = resp.AmtPaidSat
 		copy(st.Preimage[:], resp.RPreimage)
-	case lnrpc.Invoice_CANCELED:
+	case lndrpc.Invoice_CANCELED:
 		st.State = InvoiceCanceled
-	case lnrpc.Invoice_ACCEPTED:
+	case lndrpc.Invoice_ACCEPTED:
 		st.State = InvoiceAccepted
 	default:
 		st.State = InvoiceOpen
