@@ -57,21 +57,17 @@ type Memory struct {
 
 	mu       sync.Mutex
 	loaded   bool
-	payments map[Hash]payment
+	claims   map[Hash]int64    // claimed payments: until, unix ms
+	credits  map[Hash]*account // credited payments: the account
 	accounts map[string]*account
 	open     map[*account]struct{} // open sessions
 	dirty    []*account            // accounts changed since their last write
 	pending  []claimEntry          // claims not yet stored
+	spare    []claimEntry          // the last flush's pending, emptied, for reuse
 	batches  []claimBatch          // stored claims, kept for pruning
 	ops      uint64                // claims and draws made
 	savedOps uint64                // ops covered by the last successful flush
 	batchSeq uint64
-}
-
-// payment is a redeemed payment hash: a claim, or a credit of an account.
-type payment struct {
-	until   int64    // claim: unix ms after which it may be forgotten
-	account *account // credit: the account it went to
 }
 
 type account struct {
@@ -131,7 +127,8 @@ func NewMemory(store Storage, opt MemoryOptions) *Memory {
 		opt:      opt,
 		instance: hex.EncodeToString(id[:]),
 		flushNow: make(chan struct{}, 1),
-		payments: make(map[Hash]payment),
+		claims:   make(map[Hash]int64),
+		credits:  make(map[Hash]*account),
 		accounts: make(map[string]*account),
 		open:     make(map[*account]struct{}),
 	}
@@ -147,11 +144,14 @@ func (m *Memory) Claim(_ context.Context, p Hash, until time.Time) (bool, error)
 	if err := m.admitting(); err != nil {
 		return false, err
 	}
-	if _, used := m.payments[p]; used {
+	if _, claimed := m.claims[p]; claimed {
+		return false, nil
+	}
+	if _, credited := m.credits[p]; credited {
 		return false, nil
 	}
 	u := until.UnixMilli()
-	m.payments[p] = payment{until: u}
+	m.claims[p] = u
 	m.pending = append(m.pending, claimEntry{hash: p, until: u})
 	m.counted(nil)
 	return true, nil
@@ -201,12 +201,11 @@ func (m *Memory) credit(ctx context.Context, mode creditMode, id string, p Hash,
 		m.mu.Unlock()
 		return false, err
 	}
-	if used, ok := m.payments[p]; ok {
+	if to, credited := m.credits[p]; credited && to.id == id {
 		m.mu.Unlock()
-		if used.account != nil && used.account.id == id {
-			// Credited before; it counts once it is stored.
-			return false, m.save(ctx, used.account)
-		}
+		return false, m.save(ctx, to) // credited before; it counts once it is stored
+	} else if _, claimed := m.claims[p]; credited || claimed {
+		m.mu.Unlock()
 		return false, fmt.Errorf("%w: payment %s", ErrPaymentUsed, p)
 	}
 	a := m.accounts[id]
@@ -239,7 +238,7 @@ func (m *Memory) credit(ctx context.Context, mode creditMode, id string, p Hash,
 	}
 	a.credited += sats
 	a.payments = append(a.payments, p)
-	m.payments[p] = payment{account: a}
+	m.credits[p] = a
 	if a.session != nil {
 		a.session.lastActivity = now
 	}
@@ -250,7 +249,7 @@ func (m *Memory) credit(ctx context.Context, mode creditMode, id string, p Hash,
 		m.mu.Lock()
 		a.credited -= sats
 		a.payments = a.payments[:len(a.payments)-1] // writeMu kept it last
-		delete(m.payments, p)
+		delete(m.credits, p)
 		if created {
 			a.removed = true
 			delete(m.accounts, id)
@@ -562,7 +561,7 @@ func (m *Memory) counted(a *account) {
 			m.dirty = append(m.dirty, a)
 		}
 	}
-	if m.ops-m.savedOps == uint64(m.opt.MaxUnsaved/2) {
+	if m.ops-m.savedOps >= uint64(m.opt.MaxUnsaved/2) {
 		select {
 		case m.flushNow <- struct{}{}:
 		default:

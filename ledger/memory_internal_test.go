@@ -237,7 +237,7 @@ func crashLossBound(t *testing.T, interval time.Duration) {
 		m.mu.Lock()
 		crashes = append(crashes, crash{
 			disk:    &mapStorage{blobs: maps.Clone(store.blobs)},
-			claims:  int64(len(m.payments) - 1), // all but the credit
+			claims:  int64(len(m.claims)),
 			spent:   m.accounts["acct"].spent,
 			unsaved: m.ops - m.savedOps,
 		})
@@ -261,7 +261,7 @@ func crashLossBound(t *testing.T, interval time.Duration) {
 	worst := int64(0)
 	for i, c := range crashes {
 		after := loaded(t, c.disk, MemoryOptions{})
-		lostClaims := c.claims - int64(len(after.payments)-1)
+		lostClaims := c.claims - int64(len(after.claims))
 		bal, err := after.Balance(bg, "acct")
 		if err != nil {
 			t.Fatal(err)
@@ -439,8 +439,8 @@ func TestHoldsAndClaimsExpire(t *testing.T) {
 		t.Fatalf("claim blobs left after their until: %v", claimKeys)
 	}
 	m.mu.Lock()
-	_, kept := m.payments[testHash(1)]
-	_, credit := m.payments[testHash(0)]
+	_, kept := m.claims[testHash(1)]
+	_, credit := m.credits[testHash(0)]
 	m.mu.Unlock()
 	if kept || !credit {
 		t.Fatalf("after until: claim kept %v (want false), credit kept %v (want true)", kept, credit)

@@ -65,15 +65,16 @@ type claimEntry struct {
 // claimBatch is one stored blob of claims, deleted once all may be
 // forgotten.
 type claimBatch struct {
-	key    string
-	until  int64
-	hashes []Hash // nil for a blob loaded already expired
+	key   string
+	until int64
+	data  []byte // the blob; nil for one loaded already expired
 }
 
 // Load reads the stored state. Call it once, before any other operation.
 func (m *Memory) Load(ctx context.Context) error {
 	accounts := make(map[string]*account)
-	payments := make(map[Hash]payment)
+	claims := make(map[Hash]int64)
+	credits := make(map[Hash]*account)
 	open := make(map[*account]struct{})
 	keys, err := m.list(ctx, m.opt.Prefix+"/accounts")
 	if err != nil {
@@ -94,8 +95,8 @@ func (m *Memory) Load(ctx context.Context) error {
 			open[a] = struct{}{}
 		}
 		for _, p := range a.payments {
-			if _, dup := payments[p]; !dup { // two instances on one store may both have credited it
-				payments[p] = payment{account: a}
+			if _, dup := credits[p]; !dup { // two instances on one store may both have credited it
+				credits[p] = a
 			}
 		}
 	}
@@ -117,16 +118,15 @@ func (m *Memory) Load(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("%w: load %s: %v", ErrUnavailable, key, err)
 			}
-			entries, err := decodeClaims(data)
-			if err != nil {
-				return fmt.Errorf("%w: %s: %v", ErrCorrupt, key, err)
+			if !isClaims(data) {
+				return fmt.Errorf("%w: %s: not a claims blob", ErrCorrupt, key)
 			}
-			for _, c := range entries {
-				if _, used := payments[c.hash]; !used && c.until > now {
-					payments[c.hash] = payment{until: c.until}
+			eachClaim(data, func(h Hash, until int64) {
+				if _, credited := credits[h]; !credited && until > now {
+					claims[h] = until
 				}
-				b.hashes = append(b.hashes, c.hash)
-			}
+			})
+			b.data = data
 		}
 		batches = append(batches, b)
 	}
@@ -136,7 +136,7 @@ func (m *Memory) Load(ctx context.Context) error {
 	if m.loaded {
 		return errors.New("ledger: memory ledger loaded twice")
 	}
-	m.accounts, m.payments, m.open, m.batches = accounts, payments, open, batches
+	m.accounts, m.claims, m.credits, m.open, m.batches = accounts, claims, credits, open, batches
 	m.loaded = true
 	return nil
 }
@@ -174,7 +174,7 @@ func (m *Memory) Flush(ctx context.Context) error {
 		return err
 	}
 	claims, dirty, mark := m.pending, m.dirty, m.ops
-	m.pending, m.dirty = nil, nil
+	m.pending, m.spare, m.dirty = m.spare[:0], nil, nil
 	for _, a := range dirty {
 		a.queued = false
 	}
@@ -182,12 +182,15 @@ func (m *Memory) Flush(ctx context.Context) error {
 
 	var errs []error
 	if len(claims) > 0 {
-		if err := m.storeClaims(ctx, claims); err != nil {
+		err := m.storeClaims(ctx, claims)
+		m.mu.Lock()
+		if err != nil {
 			errs = append(errs, err)
-			m.mu.Lock()
 			m.pending = append(claims, m.pending...)
-			m.mu.Unlock()
+		} else {
+			m.spare = claims[:0]
 		}
+		m.mu.Unlock()
 	}
 	for i, a := range dirty {
 		m.writeMu.Lock()
@@ -242,15 +245,13 @@ func (m *Memory) save(ctx context.Context, a *account) error {
 
 // storeClaims writes one blob of claims.
 func (m *Memory) storeClaims(ctx context.Context, claims []claimEntry) error {
-	data := make([]byte, 0, len(claimsMagic)+len(claims)*(len(Hash{})+8))
+	data := make([]byte, 0, len(claimsMagic)+len(claims)*claimSize)
 	data = append(data, claimsMagic...)
 	var until int64
-	hashes := make([]Hash, len(claims))
-	for i, c := range claims {
+	for _, c := range claims {
 		data = append(data, c.hash[:]...)
 		data = binary.BigEndian.AppendUint64(data, uint64(c.until))
 		until = max(until, c.until)
-		hashes[i] = c.hash
 	}
 	m.mu.Lock()
 	m.batchSeq++
@@ -260,7 +261,7 @@ func (m *Memory) storeClaims(ctx context.Context, claims []claimEntry) error {
 		return fmt.Errorf("%w: store %d claims: %v", ErrUnavailable, len(claims), err)
 	}
 	m.mu.Lock()
-	m.batches = append(m.batches, claimBatch{key: key, until: until, hashes: hashes})
+	m.batches = append(m.batches, claimBatch{key: key, until: until, data: data})
 	m.mu.Unlock()
 	return nil
 }
@@ -292,11 +293,11 @@ func (m *Memory) prune(ctx context.Context) error {
 			continue
 		}
 		m.mu.Lock()
-		for _, h := range b.hashes {
-			if p, ok := m.payments[h]; ok && p.account == nil && p.until <= now {
-				delete(m.payments, h)
+		eachClaim(b.data, func(h Hash, _ int64) {
+			if until, ok := m.claims[h]; ok && until <= now {
+				delete(m.claims, h)
 			}
-		}
+		})
 		m.mu.Unlock()
 	}
 	return errors.Join(errs...)
@@ -382,18 +383,19 @@ func decodeAccount(id string, data []byte) (*account, error) {
 	return a, nil
 }
 
-func decodeClaims(data []byte) ([]claimEntry, error) {
-	const size = len(Hash{}) + 8
-	if !bytes.HasPrefix(data, []byte(claimsMagic)) || (len(data)-len(claimsMagic))%size != 0 {
-		return nil, errors.New("not a claims blob")
+const claimSize = len(Hash{}) + 8
+
+// isClaims reports whether data is a well-formed claims blob.
+func isClaims(data []byte) bool {
+	return bytes.HasPrefix(data, []byte(claimsMagic)) && (len(data)-len(claimsMagic))%claimSize == 0
+}
+
+// eachClaim calls f with each claim of a blob that isClaims accepted.
+func eachClaim(data []byte, f func(h Hash, until int64)) {
+	if len(data) < len(claimsMagic) {
+		return
 	}
-	data = data[len(claimsMagic):]
-	entries := make([]claimEntry, 0, len(data)/size)
-	for ; len(data) > 0; data = data[size:] {
-		var c claimEntry
-		copy(c.hash[:], data)
-		c.until = int64(binary.BigEndian.Uint64(data[len(Hash{}):]))
-		entries = append(entries, c)
+	for data = data[len(claimsMagic):]; len(data) >= claimSize; data = data[claimSize:] {
+		f(Hash(data[:len(Hash{})]), int64(binary.BigEndian.Uint64(data[len(Hash{}):])))
 	}
-	return entries, nil
 }

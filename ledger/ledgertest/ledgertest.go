@@ -51,6 +51,7 @@ func Run(t *testing.T, b Backend) {
 		{"CloseRace", closeRace},
 		{"IdleSessions", idleSessions},
 		{"Invalid", invalid},
+		{"LargeAmounts", largeAmounts},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.run(t, b) })
@@ -641,5 +642,35 @@ func invalid(t *testing.T, b Backend) {
 	}
 	if got, err := ledger.ParseHash(deposit.String()); err != nil || got != deposit {
 		t.Fatalf("ParseHash(String()) = %v, %v", got, err)
+	}
+}
+
+// largeAmounts: sums stay exact up to MaxSats (Redis computes in Lua's
+// doubles, exact to 2^53).
+func largeAmounts(t *testing.T, b Backend) {
+	l := open(t, b)
+	credit(t, l, "acct", "p", ledger.MaxSats)
+	if left, err := l.Draw(ctx, "acct", 1); err != nil || left != ledger.MaxSats-1 {
+		t.Fatalf("draw 1 of MaxSats = %d, %v", left, err)
+	}
+	h, err := l.Reserve(ctx, "acct", ledger.MaxSats-1)
+	must(t, err)
+	if h.Remaining != 0 {
+		t.Fatalf("hold of everything left %d", h.Remaining)
+	}
+	if left, err := l.Settle(ctx, h, ledger.MaxSats); err != nil || left != -1 {
+		t.Fatalf("settle MaxSats = %d, %v; want -1", left, err)
+	}
+	credit(t, l, "acct", "p2", ledger.MaxSats)
+	wantBalance(t, l, "acct", ledger.MaxSats-1)
+	deposit := hash(t, "deposit")
+	if _, err := l.OpenSession(ctx, deposit, ledger.MaxSats, "lnbcrt1return"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := l.TopUp(ctx, deposit.String(), hash(t, "topup"), ledger.MaxSats); err != nil || !ok {
+		t.Fatalf("top-up = %v, %v", ok, err)
+	}
+	if refund, err := l.CloseSession(ctx, deposit.String()); err != nil || refund != 2*ledger.MaxSats {
+		t.Fatalf("refund = %d, %v; want %d", refund, err, int64(2*ledger.MaxSats))
 	}
 }
