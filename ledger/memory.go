@@ -479,7 +479,7 @@ func (m *Memory) Session(_ context.Context, id string) (Session, error) {
 func (m *Memory) IdleSessions(_ context.Context, idle time.Duration, limit int) ([]string, error) {
 	cutoff := m.opt.Now().Add(-idle).UnixMilli()
 	m.mu.Lock()
-	if err := m.ready(); err != nil {
+	if err := m.ready(); err != nil || limit <= 0 {
 		m.mu.Unlock()
 		return nil, err
 	}

@@ -371,17 +371,26 @@ func TestLoad(t *testing.T) {
 	}
 
 	for key, blob := range map[string]string{
-		"lightning/ledger/accounts/acct":            `{"credited":-1}`,
-		"lightning/ledger/accounts/a.b":             `{}`,
-		"lightning/ledger/accounts/x":               `{"payments":["zz"]}`,
-		"lightning/ledger/claims/notanumber":        claimsMagic,
-		"lightning/ledger/claims/9999999999999-x-1": "LCL1short",
+		"lightning/ledger/accounts/acct.json":           `{"credited":-1}`,
+		"lightning/ledger/accounts/a.b.json":            `{}`,
+		"lightning/ledger/accounts/x.json":              `{"payments":["zz"]}`,
+		"lightning/ledger/accounts/y.json":              `{"session":{"refund_status":"maybe"}}`,
+		"lightning/ledger/accounts/z.json":              `not json`,
+		"lightning/ledger/claims/9999999999999-x-1.bin": "LCL1short",
 	} {
 		bad := newMapStorage()
 		bad.blobs[key] = []byte(blob)
 		if err := NewMemory(bad, MemoryOptions{}).Load(bg); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("load of %s = %q: %v, want ErrCorrupt", key, blob, err)
 		}
+	}
+	// A crash in the middle of a write leaves a temporary file of the
+	// storage (certmagic's are named with digits); Load skips it.
+	stray := newMapStorage()
+	stray.blobs["lightning/ledger/accounts/123456789"] = []byte(`{"credited":`)
+	stray.blobs["lightning/ledger/claims/987654321"] = []byte("LCL1")
+	if err := NewMemory(stray, MemoryOptions{}).Load(bg); err != nil {
+		t.Fatalf("load beside temporary files: %v", err)
 	}
 	down := newMapStorage()
 	down.setFail(true)

@@ -32,11 +32,15 @@ type Storage interface {
 
 // Stored layout, under MemoryOptions.Prefix:
 //
-//	accounts/<id>                       one JSON accountRecord per account or session
-//	claims/<until ms>-<instance>-<seq>  one flush's claims: claimsMagic, then
-//	                                    per claim the hash and its until (unix
-//	                                    ms, big-endian uint64); <until ms>, 13
-//	                                    digits, is the latest of them
+//	accounts/<id>.json                       one JSON accountRecord per account or session
+//	claims/<until ms>-<instance>-<seq>.bin   one flush's claims: claimsMagic, then per
+//	                                         claim the hash and its until (unix ms,
+//	                                         big-endian uint64); <until ms> is the
+//	                                         latest of them
+//
+// Load skips other keys: a crash in the middle of a write may leave a
+// storage's temporary file (certmagic.FileStorage names them with digits
+// only) beside these.
 const claimsMagic = "LCL1"
 
 type accountRecord struct {
@@ -81,7 +85,10 @@ func (m *Memory) Load(ctx context.Context) error {
 		return err
 	}
 	for _, key := range keys {
-		id := path.Base(key)
+		id, ok := strings.CutSuffix(path.Base(key), ".json")
+		if !ok {
+			continue
+		}
 		data, err := m.store.Load(ctx, key)
 		if err != nil {
 			return fmt.Errorf("%w: load %s: %v", ErrUnavailable, key, err)
@@ -108,9 +115,9 @@ func (m *Memory) Load(ctx context.Context) error {
 		return err
 	}
 	for _, key := range keys {
-		until, err := strconv.ParseInt(strings.SplitN(path.Base(key), "-", 2)[0], 10, 64)
-		if err != nil {
-			return fmt.Errorf("%w: %s: not a claims key", ErrCorrupt, key)
+		until, ok := claimsUntil(path.Base(key))
+		if !ok {
+			continue
 		}
 		b := claimBatch{key: key, until: until}
 		if until > now {
@@ -234,7 +241,7 @@ func (m *Memory) save(ctx context.Context, a *account) error {
 	if err != nil {
 		return fmt.Errorf("ledger: encode account %s: %w", a.id, err)
 	}
-	if err := m.store.Store(ctx, m.opt.Prefix+"/accounts/"+a.id, data); err != nil {
+	if err := m.store.Store(ctx, m.opt.Prefix+"/accounts/"+a.id+".json", data); err != nil {
 		return fmt.Errorf("%w: store account %s: %v", ErrUnavailable, a.id, err)
 	}
 	m.mu.Lock()
@@ -255,7 +262,7 @@ func (m *Memory) storeClaims(ctx context.Context, claims []claimEntry) error {
 	}
 	m.mu.Lock()
 	m.batchSeq++
-	key := fmt.Sprintf("%s/claims/%013d-%s-%d", m.opt.Prefix, until, m.instance, m.batchSeq)
+	key := fmt.Sprintf("%s/claims/%d-%s-%d.bin", m.opt.Prefix, until, m.instance, m.batchSeq)
 	m.mu.Unlock()
 	if err := m.store.Store(ctx, key, data); err != nil {
 		return fmt.Errorf("%w: store %d claims: %v", ErrUnavailable, len(claims), err)
@@ -381,6 +388,18 @@ func decodeAccount(id string, data []byte) (*account, error) {
 		}
 	}
 	return a, nil
+}
+
+// claimsUntil returns the until of a claims blob's name, and false for
+// any other name.
+func claimsUntil(name string) (int64, bool) {
+	name, ok := strings.CutSuffix(name, ".bin")
+	parts := strings.Split(name, "-")
+	if !ok || len(parts) != 3 || parts[1] == "" || parts[2] == "" {
+		return 0, false
+	}
+	until, err := strconv.ParseInt(parts[0], 10, 64)
+	return until, err == nil
 }
 
 const claimSize = len(Hash{}) + 8

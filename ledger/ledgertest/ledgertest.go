@@ -591,6 +591,11 @@ func idleSessions(t *testing.T, b Backend) {
 	if !slices.Equal(got, []string{ids[1]}) {
 		t.Fatalf("idle sessions, limit 1 = %v, want [s2]", got)
 	}
+	for _, limit := range []int{0, -1} {
+		if got, err = l.IdleSessions(ctx, 0, limit); err != nil || len(got) != 0 {
+			t.Fatalf("idle sessions, limit %d = %v, %v; want none", limit, got, err)
+		}
+	}
 	got, err = l.IdleSessions(ctx, time.Hour, 10)
 	must(t, err)
 	if len(got) != 0 {
