@@ -87,6 +87,21 @@ func run[T any](n int, f func(i int) (T, error)) ([]T, []error) {
 	return vals, errs
 }
 
+// countTrue counts the calls of run that reported true, or returns the
+// first error.
+func countTrue(vals []bool, errs []error) (int, error) {
+	n := 0
+	for i, v := range vals {
+		if errs[i] != nil {
+			return 0, errs[i]
+		}
+		if v {
+			n++
+		}
+	}
+	return n, nil
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
@@ -124,14 +139,8 @@ func claimOnce(t *testing.T, b Backend) {
 	l := open(t, b)
 	h := hash(t, "p")
 	until := time.Now().Add(time.Hour)
-	firsts, errs := run(64, func(int) (bool, error) { return l.Claim(ctx, h, until) })
-	wins := 0
-	for i := range firsts {
-		must(t, errs[i])
-		if firsts[i] {
-			wins++
-		}
-	}
+	wins, err := countTrue(run(64, func(int) (bool, error) { return l.Claim(ctx, h, until) }))
+	must(t, err)
 	if wins != 1 {
 		t.Fatalf("64 concurrent claims of one payment: %d succeeded, want 1", wins)
 	}
@@ -166,14 +175,8 @@ func claimAgainstCredit(t *testing.T, b Backend) {
 func creditOnce(t *testing.T, b Backend) {
 	l := open(t, b)
 	h := hash(t, "p")
-	credited, errs := run(16, func(int) (bool, error) { return l.Credit(ctx, "acct", h, 20) })
-	n := 0
-	for i := range credited {
-		must(t, errs[i])
-		if credited[i] {
-			n++
-		}
-	}
+	n, err := countTrue(run(16, func(int) (bool, error) { return l.Credit(ctx, "acct", h, 20) }))
+	must(t, err)
 	if n != 1 {
 		t.Fatalf("16 concurrent credits of one payment: %d credited, want 1", n)
 	}
@@ -181,7 +184,7 @@ func creditOnce(t *testing.T, b Backend) {
 	if ok, err := l.Credit(ctx, "acct", h, 20); err != nil || ok {
 		t.Fatalf("credit again = %v, %v; want false, nil", ok, err)
 	}
-	_, err := l.Credit(ctx, "other", h, 20)
+	_, err = l.Credit(ctx, "other", h, 20)
 	wantErr(t, "credit of another account with the same payment", err, ledger.ErrPaymentUsed)
 	credit(t, l, "acct", "second", 5)
 	wantBalance(t, l, "acct", 25)
@@ -353,26 +356,14 @@ func twoInstances(t *testing.T, b Backend) {
 
 	until := time.Now().Add(time.Hour)
 	h := hash(t, "single")
-	firsts, errs := run(64, func(i int) (bool, error) { return instances[i%2].Claim(ctx, h, until) })
-	wins := 0
-	for i := range firsts {
-		must(t, errs[i])
-		if firsts[i] {
-			wins++
-		}
-	}
+	wins, err := countTrue(run(64, func(i int) (bool, error) { return instances[i%2].Claim(ctx, h, until) }))
+	must(t, err)
 	if wins != 1 {
 		t.Fatalf("64 claims of one payment over two instances: %d succeeded, want 1", wins)
 	}
 
-	credited, errs := run(16, func(i int) (bool, error) { return instances[i%2].Credit(ctx, "other", hash(t, "p2"), 7) })
-	n := 0
-	for i := range credited {
-		must(t, errs[i])
-		if credited[i] {
-			n++
-		}
-	}
+	n, err := countTrue(run(16, func(i int) (bool, error) { return instances[i%2].Credit(ctx, "other", hash(t, "p2"), 7) }))
+	must(t, err)
 	if n != 1 {
 		t.Fatalf("16 credits of one payment over two instances: %d credited, want 1", n)
 	}

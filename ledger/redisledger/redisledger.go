@@ -191,7 +191,7 @@ func (l *Ledger) Draw(ctx context.Context, id string, sats int64) (int64, error)
 	if err := ledger.CheckSats(sats); err != nil {
 		return 0, err
 	}
-	code, v, err := l.integers(ctx, drawScript, 1, l.accountKeys(id), id, sats)
+	code, v, err := l.integers(ctx, spendScript, 1, l.accountKeys(id), id, sats, 0)
 	if err != nil {
 		return 0, err
 	}
@@ -206,15 +206,15 @@ func (l *Ledger) Reserve(ctx context.Context, id string, sats int64) (ledger.Hol
 	if err := ledger.CheckSats(sats); err != nil {
 		return ledger.Hold{}, err
 	}
-	code, v, err := l.integers(ctx, reserveScript, 2, l.accountKeys(id), id, sats, l.holdTimeout)
+	code, v, err := l.integers(ctx, spendScript, 2, l.accountKeys(id), id, sats, l.holdTimeout)
 	if err != nil {
 		return ledger.Hold{}, err
 	}
 	if code == codeOK {
-		if v[0] <= 0 {
-			return ledger.Hold{}, fmt.Errorf("%w: hold id %d", ledger.ErrCorrupt, v[0])
+		if v[1] <= 0 {
+			return ledger.Hold{}, fmt.Errorf("%w: hold id %d", ledger.ErrCorrupt, v[1])
 		}
-		return ledger.Hold{Account: id, ID: uint64(v[0]), Sats: sats, Remaining: v[1]}, nil
+		return ledger.Hold{Account: id, ID: uint64(v[1]), Sats: sats, Remaining: v[0]}, nil
 	}
 	return ledger.Hold{}, spendError(code, id, sats, v[0])
 }

@@ -15,13 +15,13 @@ import (
 //go:embed lua/*.lua
 var luaFiles embed.FS
 
-// The operations, one Lua script each: every operation is one atomic step
-// and, once Redis caches the script, one round trip (EVALSHA).
+// The scripts, one per operation (Draw and Reserve share spend): every
+// operation is one atomic step and, once Redis caches its script, one
+// round trip (EVALSHA).
 var (
 	claimScript   = script("claim")
 	creditScript  = script("credit")
-	drawScript    = script("draw")
-	reserveScript = script("reserve")
+	spendScript   = script("spend")
 	settleScript  = script("settle")
 	balanceScript = script("balance")
 	closeScript   = script("close")

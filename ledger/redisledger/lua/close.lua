@@ -1,15 +1,14 @@
 -- Closes an open session and returns its refund, once. KEYS: account,
 -- holds, idle. ARGV: session id. Reply: {OK, refund}, {NOT_FOUND},
 -- {CLOSED}.
-local a = redis.call('HMGET', KEYS[1], 'k', 'c', 's', 'st')
-if a[1] ~= 's' then
-  return {NOT_FOUND}
-end
-if a[4] == 'closed' then
-  return {CLOSED}
-end
 local now = now_ms()
-local refund = tonumber(a[2]) - tonumber(a[3]) - held(KEYS[2], now, true)
+local refused, a, refund = spendable(KEYS[1], KEYS[2], now)
+if refused then
+  return refused
+end
+if a[1] ~= 's' then
+  return {NOT_FOUND} -- a prepaid account is no session
+end
 local status = 'pending'
 if refund <= 0 then
   refund, status = 0, 'skipped'

@@ -47,3 +47,17 @@ local function touch(account, idle, id, kind, now)
     redis.call('ZADD', idle, int(now), id)
   end
 end
+
+-- spendable reads an account that draws may spend from. It returns the
+-- reply refusing it ({NOT_FOUND} or {CLOSED}), or nil, its fields
+-- (k, c, s, st) and its available balance, expired holds swept.
+local function spendable(account, holds, now)
+  local a = redis.call('HMGET', account, 'k', 'c', 's', 'st')
+  if not a[1] then
+    return {NOT_FOUND}
+  end
+  if a[4] == 'closed' then
+    return {CLOSED}
+  end
+  return nil, a, tonumber(a[2]) - tonumber(a[3]) - held(holds, now, true)
+end
