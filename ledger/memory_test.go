@@ -12,6 +12,10 @@ import (
 	"github.com/lightningcaddy/caddy-lightning/ledger/ledgertest"
 )
 
+// Caddy's storage is a ledger.Storage as it is: the root package passes
+// ctx.Storage() to NewMemory.
+var _ ledger.Storage = certmagic.Storage(nil)
+
 // fileStorage is Caddy's default storage in a directory of its own.
 func fileStorage(t testing.TB) ledger.Storage {
 	return &certmagic.FileStorage{Path: t.TempDir()}
