@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lightningcaddy/caddy-lightning/internal/authparam"
 )
 
 const (
@@ -48,7 +50,7 @@ func (c Caveat) String() string { return c.Key + "=" + c.Value }
 // and tabs around key and value; ok is false if there is no '='.
 func ParseCaveat(s string) (c Caveat, ok bool) {
 	key, value, ok := strings.Cut(s, "=")
-	return Caveat{Key: trimOWS(key), Value: trimOWS(value)}, ok
+	return Caveat{Key: authparam.TrimOWS(key), Value: authparam.TrimOWS(value)}, ok
 }
 
 // Service names one service and tier in a services caveat.
@@ -401,23 +403,11 @@ func indexByte(b []byte, c byte) int {
 	return -1
 }
 
-func isOWS(c byte) bool { return c == ' ' || c == '\t' }
-
-func trimOWS(s string) string {
-	for len(s) > 0 && isOWS(s[0]) {
-		s = s[1:]
-	}
-	for len(s) > 0 && isOWS(s[len(s)-1]) {
-		s = s[:len(s)-1]
-	}
-	return s
-}
-
 func trimOWSBytes(b []byte) []byte {
-	for len(b) > 0 && isOWS(b[0]) {
+	for len(b) > 0 && authparam.IsOWS(b[0]) {
 		b = b[1:]
 	}
-	for len(b) > 0 && isOWS(b[len(b)-1]) {
+	for len(b) > 0 && authparam.IsOWS(b[len(b)-1]) {
 		b = b[:len(b)-1]
 	}
 	return b
