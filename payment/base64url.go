@@ -3,6 +3,7 @@ package payment
 import (
 	"encoding/base64"
 	"strings"
+	"sync"
 )
 
 var rawURL = base64.RawURLEncoding.Strict()
@@ -18,15 +19,9 @@ func EncodeBase64URL(b []byte) string { return base64.RawURLEncoding.EncodeToStr
 // outside A-Z a-z 0-9 '-' '_' (so no line breaks and no standard alphabet),
 // and zero trailing bits (so each byte string has one spelling).
 func DecodeBase64URL(s string) ([]byte, error) {
-	if strings.HasSuffix(s, "=") {
-		if len(s)%4 != 0 {
-			return nil, errDetail(ErrMalformed, "base64url padding to a length that is not a multiple of 4")
-		}
-		s = strings.TrimSuffix(s, "=")
-		s = strings.TrimSuffix(s, "=")
-	}
-	if !isBase64URL(s) {
-		return nil, errDetail(ErrMalformed, "not base64url")
+	s, err := trimBase64URL(s)
+	if err != nil {
+		return nil, err
 	}
 	// One allocation: the input copied to the tail, decoded to the head.
 	n := rawURL.DecodedLen(len(s))
@@ -39,13 +34,64 @@ func DecodeBase64URL(s string) ([]byte, error) {
 	return buf[:w:w], nil
 }
 
+// decodeBase64URLString is DecodeBase64URL returning a string, with one
+// allocation (the string) for inputs up to maxPooledDecode.
+func decodeBase64URLString(s string) (string, error) {
+	s, err := trimBase64URL(s)
+	if err != nil {
+		return "", err
+	}
+	if len(s) > maxPooledDecode {
+		b, err := DecodeBase64URL(s)
+		return string(b), err
+	}
+	buf := decodePool.Get().(*[2 * maxPooledDecode]byte)
+	defer decodePool.Put(buf)
+	src, dst := buf[:len(s)], buf[maxPooledDecode:]
+	copy(src, s)
+	w, err := rawURL.Decode(dst, src)
+	if err != nil {
+		return "", errDetail(ErrMalformed, "not base64url")
+	}
+	return string(dst[:w]), nil
+}
+
+// maxPooledDecode is the longest input decodeBase64URLString decodes in a
+// pooled buffer: every credential and request.
+const maxPooledDecode = MaxCredentialLen
+
+var decodePool = sync.Pool{New: func() any { return new([2 * maxPooledDecode]byte) }}
+
+// trimBase64URL removes the padding of s, refusing more than two '=', '='
+// that do not complete a multiple of four and bytes outside the base64url
+// alphabet.
+func trimBase64URL(s string) (string, error) {
+	if strings.HasSuffix(s, "=") {
+		if len(s)%4 != 0 {
+			return "", errDetail(ErrMalformed, "base64url padding to a length that is not a multiple of 4")
+		}
+		s = strings.TrimSuffix(s, "=")
+		s = strings.TrimSuffix(s, "=")
+	}
+	if !isBase64URL(s) {
+		return "", errDetail(ErrMalformed, "not base64url")
+	}
+	return s, nil
+}
+
 // isBase64URL reports whether every byte of s is in the base64url alphabet.
 func isBase64URL(s string) bool {
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+		if !base64URLAlphabet[s[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+var base64URLAlphabet = func() (t [256]bool) {
+	for _, c := range "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" {
+		t[c] = true
+	}
+	return t
+}()

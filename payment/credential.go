@@ -92,11 +92,11 @@ func ParseCredential(token string) (Credential, error) {
 	if len(token) > MaxCredentialLen {
 		return Credential{}, errDetail(ErrMalformed, "credential longer than "+strconv.Itoa(MaxCredentialLen))
 	}
-	b, err := DecodeBase64URL(token)
+	text, err := decodeBase64URLString(token)
 	if err != nil {
 		return Credential{}, err
 	}
-	v, err := parseJSON(string(b))
+	v, err := parseJSON(text)
 	if err != nil {
 		return Credential{}, err
 	}

@@ -38,12 +38,12 @@ func appendCanonical(dst []byte, v *value) ([]byte, error) {
 		return appendString(dst, v.str), nil
 	case kindArray:
 		dst = append(dst, '[')
-		for i := range v.elems {
+		for i := range v.members {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
 			var err error
-			if dst, err = appendCanonical(dst, &v.elems[i]); err != nil {
+			if dst, err = appendCanonical(dst, &v.members[i].val); err != nil {
 				return nil, err
 			}
 		}

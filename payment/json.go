@@ -2,6 +2,7 @@ package payment
 
 import (
 	"strconv"
+	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -34,8 +35,7 @@ type value struct {
 	kind    kind
 	str     string
 	raw     string
-	members []member // kindObject, in input order
-	elems   []value  // kindArray
+	members []member // kindObject in input order; kindArray elements (no names)
 }
 
 type member struct {
@@ -59,9 +59,17 @@ func (v *value) get(name string) (*value, bool) {
 
 // parseJSON parses one JSON text.
 func parseJSON(s string) (value, error) {
-	p := jsonParser{s: s}
+	stack := stackPool.Get().(*[]member)
+	defer func() {
+		clear((*stack)[:cap(*stack)]) // drop references into s
+		stackPool.Put(stack)
+	}()
+	p := jsonParser{s: s, stack: *stack}
 	p.space()
 	v, err := p.value()
+	if cap(p.stack) <= maxPooledStack {
+		*stack = p.stack[:0]
+	}
 	if err != nil {
 		return value{}, err
 	}
@@ -72,10 +80,19 @@ func parseJSON(s string) (value, error) {
 	return v, nil
 }
 
+// stackPool recycles the member stacks of parseJSON, so a parse allocates
+// only the members of each object; maxPooledStack keeps huge ones out.
+var stackPool = sync.Pool{New: func() any { s := make([]member, 0, 16); return &s }}
+
+const maxPooledStack = 256
+
 type jsonParser struct {
 	s     string
 	i     int
 	depth int
+	// stack holds the members of the objects and arrays being read; each
+	// gets an exactly sized copy when it closes (one allocation each).
+	stack []member
 }
 
 func (p *jsonParser) fail(what string) error {
@@ -138,16 +155,12 @@ func (p *jsonParser) object() (value, error) {
 	if err := p.enter(); err != nil {
 		return value{}, err
 	}
-	start := p.i
-	p.i++ // '{'
-	v := value{kind: kindObject}
+	start, base := p.i, len(p.stack)
+	p.i++                    // '{'
 	var seen map[string]bool // for large objects; small ones are scanned
 	p.space()
 	if p.i < len(p.s) && p.s[p.i] == '}' {
-		p.i++
-		p.depth--
-		v.raw = p.s[start:p.i]
-		return v, nil
+		return p.close(kindObject, start, base), nil
 	}
 	for {
 		p.space()
@@ -168,19 +181,16 @@ func (p *jsonParser) object() (value, error) {
 		if err != nil {
 			return value{}, err
 		}
-		if p.duplicate(&v, &seen, name) {
+		if p.duplicate(p.stack[base:], &seen, name) {
 			return value{}, p.fail("duplicate member " + quote(name))
 		}
-		v.members = append(v.members, member{name, val})
+		p.stack = append(p.stack, member{name, val})
 		p.space()
 		if p.i >= len(p.s) {
 			return value{}, p.fail("unterminated object")
 		}
 		if p.s[p.i] == '}' {
-			p.i++
-			p.depth--
-			v.raw = p.s[start:p.i]
-			return v, nil
+			return p.close(kindObject, start, base), nil
 		}
 		if p.s[p.i] != ',' {
 			return value{}, p.fail("expected ',' or '}'")
@@ -189,16 +199,35 @@ func (p *jsonParser) object() (value, error) {
 	}
 }
 
-// duplicate reports whether object v already has a member called name.
-func (p *jsonParser) duplicate(v *value, seen *map[string]bool, name string) bool {
+// close ends the object or array that started at input offset start and
+// whose members are on the stack from base.
+func (p *jsonParser) close(k kind, start, base int) value {
+	p.i++
+	p.depth--
+	v := value{kind: k, raw: p.s[start:p.i]}
+	if n := len(p.stack) - base; n > 0 {
+		v.members = make([]member, n)
+		copy(v.members, p.stack[base:])
+		clear(p.stack[base:])
+		p.stack = p.stack[:base]
+	}
+	return v
+}
+
+// duplicate reports whether the members read so far include name.
+func (p *jsonParser) duplicate(members []member, seen *map[string]bool, name string) bool {
 	const scan = 16
-	if len(v.members) < scan {
-		_, dup := v.get(name)
-		return dup
+	if len(members) < scan {
+		for i := range members {
+			if members[i].name == name {
+				return true
+			}
+		}
+		return false
 	}
 	if *seen == nil {
 		*seen = make(map[string]bool, 2*scan)
-		for _, m := range v.members {
+		for _, m := range members {
 			(*seen)[m.name] = true
 		}
 	}
@@ -213,15 +242,11 @@ func (p *jsonParser) array() (value, error) {
 	if err := p.enter(); err != nil {
 		return value{}, err
 	}
-	start := p.i
+	start, base := p.i, len(p.stack)
 	p.i++ // '['
-	v := value{kind: kindArray}
 	p.space()
 	if p.i < len(p.s) && p.s[p.i] == ']' {
-		p.i++
-		p.depth--
-		v.raw = p.s[start:p.i]
-		return v, nil
+		return p.close(kindArray, start, base), nil
 	}
 	for {
 		p.space()
@@ -229,16 +254,13 @@ func (p *jsonParser) array() (value, error) {
 		if err != nil {
 			return value{}, err
 		}
-		v.elems = append(v.elems, e)
+		p.stack = append(p.stack, member{val: e})
 		p.space()
 		if p.i >= len(p.s) {
 			return value{}, p.fail("unterminated array")
 		}
 		if p.s[p.i] == ']' {
-			p.i++
-			p.depth--
-			v.raw = p.s[start:p.i]
-			return v, nil
+			return p.close(kindArray, start, base), nil
 		}
 		if p.s[p.i] != ',' {
 			return value{}, p.fail("expected ',' or ']'")
@@ -297,6 +319,10 @@ func (p *jsonParser) string() (string, error) {
 	var b []byte // only used once an escape is seen
 	for p.i < len(p.s) {
 		c := p.s[p.i]
+		if plainASCII[c] {
+			p.i++
+			continue
+		}
 		switch {
 		case c == '"':
 			s := p.s[start:p.i]
@@ -314,8 +340,6 @@ func (p *jsonParser) string() (string, error) {
 			start = p.i
 		case c < 0x20:
 			return "", p.fail("control character in string")
-		case c < utf8.RuneSelf:
-			p.i++
 		default:
 			r, size := utf8.DecodeRuneInString(p.s[p.i:])
 			if r == utf8.RuneError && size == 1 {
@@ -326,6 +350,15 @@ func (p *jsonParser) string() (string, error) {
 	}
 	return "", p.fail("unterminated string")
 }
+
+// plainASCII marks the bytes a string holds as they are: ASCII but the
+// controls, '"' and '\'.
+var plainASCII = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // escape decodes the escape at p.i and appends it to b.
 func (p *jsonParser) escape(b []byte) ([]byte, error) {

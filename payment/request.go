@@ -236,11 +236,11 @@ func decodeRequest(s string) (value, error) {
 	if len(s) > maxRequestLen {
 		return value{}, errDetail(ErrMalformed, "request longer than "+strconv.Itoa(maxRequestLen))
 	}
-	b, err := DecodeBase64URL(s)
+	text, err := decodeBase64URLString(s)
 	if err != nil {
 		return value{}, err
 	}
-	v, err := parseJSON(string(b))
+	v, err := parseJSON(text)
 	if err != nil {
 		return value{}, err
 	}
