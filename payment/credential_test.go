@@ -2,6 +2,7 @@ package payment
 
 import (
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -218,5 +219,54 @@ func FuzzParseAuthorization(f *testing.F) {
 			}
 		}
 		verifier.VerifySession(&c, 2, testNow)
+	})
+}
+
+// FuzzParseCredential fuzzes the credential JSON itself (behind the
+// base64url layer that FuzzParseAuthorization must first get through).
+func FuzzParseCredential(f *testing.F) {
+	b, _ := NewBinder(testSecret)
+	for _, c := range []Challenge{chargeChallenge(f, b, nil), sessionChallenge(f, b, testHash, nil)} {
+		for _, p := range []string{
+			string(ChargePayloadJSON(testPreimage)),
+			`{"action":"open","preimage":"` + hex.EncodeToString(testPreimage[:]) + `","returnInvoice":"lnbc1p"}`,
+			`{"action":"bearer","sessionId":"` + hex.EncodeToString(testHash[:]) + `","preimage":"` + hex.EncodeToString(testPreimage[:]) + `"}`,
+		} {
+			v, _ := present(f, c, []byte(p))
+			raw, _ := DecodeBase64URL(strings.TrimPrefix(v, "Payment "))
+			f.Add(raw)
+		}
+	}
+	f.Add([]byte(`{"challenge":{"id":"a","realm":"b","method":"c","intent":"d","request":"e","x":[{}]},"payload":{},"source":""}`))
+	verifier := &Verifier{Realm: testRealm, Binder: b}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := ParseCredential(EncodeBase64URL(data))
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatal(err)
+			}
+			return
+		}
+		if !json.Valid(data) {
+			t.Fatalf("accepted what encoding/json rejects: %q", data)
+		}
+		if s, err := c.Format(); err == nil {
+			again, err := ParseAuthorization([]string{s})
+			if err != nil || again.Challenge != c.Challenge || again.Source != c.Source || !sameJSON(t, again.Payload, c.Payload) {
+				t.Fatalf("round trip of %+v: %+v, %v", c, again, err)
+			}
+		}
+		if _, err := verifier.VerifyCharge(&c, testPrice, testNow); err == nil {
+			p, _ := c.ChargePayload()
+			if hashOf(p.Preimage) != testHash {
+				t.Fatalf("verified a charge without its preimage: %+v", c)
+			}
+		}
+		if s, err := verifier.VerifySession(&c, 2, testNow); err == nil {
+			p, _ := c.SessionPayload()
+			if want := map[string][32]byte{ActionOpen: s.PaymentHash, ActionTopUp: s.PaymentHash, ActionBearer: s.SessionID, ActionClose: s.SessionID}[p.Action]; hashOf(p.Preimage) != want {
+				t.Fatalf("verified a session action without its preimage: %+v", c)
+			}
+		}
 	})
 }
