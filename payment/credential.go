@@ -1,7 +1,6 @@
 package payment
 
 import (
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"strconv"
@@ -338,6 +337,3 @@ func fromHex(c byte) (byte, bool) {
 	}
 	return 0, false
 }
-
-// hashOf returns sha256(preimage).
-func hashOf(preimage [32]byte) [32]byte { return sha256.Sum256(preimage[:]) }

@@ -1,6 +1,7 @@
 package payment
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
 	"time"
 )
@@ -37,9 +38,12 @@ type VerifiedCharge struct {
 // digest; its id is the HMAC of the echoed parameters; expires is present
 // and after now; the request decodes and its amount is price (the HMAC binds
 // no URL, so the route's price is checked here); and sha256(preimage) is the
-// request's paymentHash. Errors, in that order of checks: ErrMalformed,
-// ErrUnsupported, ErrWrongRealm, ErrInvalidChallenge, ErrExpired,
-// ErrWrongAmount, ErrInvalidPreimage.
+// request's paymentHash. The invoice is not decoded: the server that bound
+// the challenge must have set expires no later than the invoice's expiry
+// (draft-lightning-charge-00 §10.1), which makes expires the effective
+// expiry. Errors, in that order of checks: ErrMalformed, ErrUnsupported,
+// ErrWrongRealm, ErrInvalidChallenge, ErrExpired, ErrWrongAmount,
+// ErrInvalidPreimage.
 func (v *Verifier) VerifyCharge(c *Credential, price int64, now time.Time) (VerifiedCharge, error) {
 	payload, err := c.ChargePayload()
 	if err != nil {
@@ -193,6 +197,9 @@ func checkExpiry(e *Challenge, now time.Time) (time.Time, error) {
 	}
 	return t, nil
 }
+
+// hashOf returns sha256(preimage).
+func hashOf(preimage [32]byte) [32]byte { return sha256.Sum256(preimage[:]) }
 
 // provesHash reports in constant time whether sha256(preimage) == hash.
 func provesHash(preimage, hash [32]byte) bool {

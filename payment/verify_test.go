@@ -182,7 +182,7 @@ func TestVerifyAllocations(t *testing.T) {
 	}
 }
 
-const maxVerifyAllocs = 20
+const maxVerifyAllocs = 12
 
 func chargeAuthorization(t testing.TB, v *Verifier) ([]string, Challenge) {
 	c := chargeChallenge(t, v.Binder, func(r *ChargeRequest, _ *Challenge) {
