@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/lightningcaddy/caddy-lightning/internal/authparam"
+	"github.com/lightningcaddy/caddy-lightning/internal/errdetail"
 )
 
 // ErrNoChallenge means no usable L402 or LSAT challenge was found.
@@ -66,10 +67,10 @@ func ChallengeHeaders(token, invoice string) ([]string, error) {
 
 func checkChallengeArgs(token, invoice string) error {
 	if !validToken(token) {
-		return errDetail(ErrMalformed, "token is not base64 or too long")
+		return errdetail.New(ErrMalformed, "token is not base64 or too long")
 	}
 	if !validInvoice(invoice) {
-		return errDetail(ErrMalformed, "invoice is not bech32 text")
+		return errdetail.New(ErrMalformed, "invoice is not bech32 text")
 	}
 	return nil
 }

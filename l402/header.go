@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/lightningcaddy/caddy-lightning/internal/authparam"
+	"github.com/lightningcaddy/caddy-lightning/internal/errdetail"
 )
 
 const (
@@ -65,7 +66,7 @@ func appendAuthorization(dst []Credential, values []string) ([]Credential, error
 	case len(dst) > base:
 		return dst, nil
 	case saw:
-		return nil, errDetail(ErrMalformed, "no well-formed L402 credential")
+		return nil, errdetail.New(ErrMalformed, "no well-formed L402 credential")
 	}
 	return nil, ErrNoCredentials
 }
@@ -195,7 +196,7 @@ func fromHex(c byte) (byte, bool) {
 // that presents a token and its preimage (lowercase hex).
 func FormatAuthorization(token string, preimage [32]byte) (string, error) {
 	if !validToken(token) {
-		return "", errDetail(ErrMalformed, "token is not base64 or too long")
+		return "", errdetail.New(ErrMalformed, "token is not base64 or too long")
 	}
 	return "L402 " + token + ":" + hex.EncodeToString(preimage[:]), nil
 }

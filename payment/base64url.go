@@ -4,6 +4,8 @@ import (
 	"encoding/base64"
 	"strings"
 	"sync"
+
+	"github.com/lightningcaddy/caddy-lightning/internal/errdetail"
 )
 
 var rawURL = base64.RawURLEncoding.Strict()
@@ -29,7 +31,7 @@ func DecodeBase64URL(s string) ([]byte, error) {
 	copy(buf[n:], s)
 	w, err := rawURL.Decode(buf[:n], buf[n:])
 	if err != nil {
-		return nil, errDetail(ErrMalformed, "not base64url")
+		return nil, errdetail.New(ErrMalformed, "not base64url")
 	}
 	return buf[:w:w], nil
 }
@@ -51,7 +53,7 @@ func decodeBase64URLString(s string) (string, error) {
 	copy(src, s)
 	w, err := rawURL.Decode(dst, src)
 	if err != nil {
-		return "", errDetail(ErrMalformed, "not base64url")
+		return "", errdetail.New(ErrMalformed, "not base64url")
 	}
 	return string(dst[:w]), nil
 }
@@ -68,13 +70,13 @@ var decodePool = sync.Pool{New: func() any { return new([2 * maxPooledDecode]byt
 func trimBase64URL(s string) (string, error) {
 	if strings.HasSuffix(s, "=") {
 		if len(s)%4 != 0 {
-			return "", errDetail(ErrMalformed, "base64url padding to a length that is not a multiple of 4")
+			return "", errdetail.New(ErrMalformed, "base64url padding to a length that is not a multiple of 4")
 		}
 		s = strings.TrimSuffix(s, "=")
 		s = strings.TrimSuffix(s, "=")
 	}
 	if !isBase64URL(s) {
-		return "", errDetail(ErrMalformed, "not base64url")
+		return "", errdetail.New(ErrMalformed, "not base64url")
 	}
 	return s, nil
 }

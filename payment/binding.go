@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"hash"
 	"sync"
+
+	"github.com/lightningcaddy/caddy-lightning/internal/errdetail"
 )
 
 // idLen is the length of a challenge id: base64url of 32 bytes, unpadded.
@@ -67,12 +69,12 @@ type binderState struct {
 // copied.
 func NewBinder(secrets ...[]byte) (*Binder, error) {
 	if len(secrets) == 0 {
-		return nil, errDetail(ErrInvalidParameter, "no challenge secret")
+		return nil, errdetail.New(ErrInvalidParameter, "no challenge secret")
 	}
 	b := &Binder{}
 	for _, s := range secrets {
 		if len(s) == 0 {
-			return nil, errDetail(ErrInvalidParameter, "empty challenge secret")
+			return nil, errdetail.New(ErrInvalidParameter, "empty challenge secret")
 		}
 		key := append([]byte(nil), s...)
 		b.keys = append(b.keys, &binderKey{pool: sync.Pool{New: func() any {

@@ -6,6 +6,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/lightningcaddy/caddy-lightning/internal/authparam"
+	"github.com/lightningcaddy/caddy-lightning/internal/errdetail"
 )
 
 // Names of the Payment scheme and of what this package implements.
@@ -91,7 +92,7 @@ func (c *Challenge) Format() (string, error) {
 		return "", err
 	}
 	if c.ID == "" || !isBase64URL(c.ID) {
-		return "", errDetail(ErrInvalidParameter, "id is not base64url")
+		return "", errdetail.New(ErrInvalidParameter, "id is not base64url")
 	}
 	b := make([]byte, 0, 64+len(c.Realm)+len(c.Request)+len(c.Description)+len(c.Opaque)+len(c.Digest))
 	b = append(b, Scheme...)
@@ -108,7 +109,7 @@ func (c *Challenge) Format() (string, error) {
 		}
 	}
 	if len(b) >= MaxChallengeLen {
-		return "", errDetail(ErrInvalidParameter, "challenge of 8 KB or more")
+		return "", errdetail.New(ErrInvalidParameter, "challenge of 8 KB or more")
 	}
 	return string(b), nil
 }
@@ -124,7 +125,7 @@ func appendParam(b []byte, name, value string) []byte {
 // draft-httpauth-payment-00 and the quoting rule of Format. The HMAC
 // slots it admits contain no '|'.
 func (c *Challenge) validate() error {
-	bad := func(what string) error { return errDetail(ErrInvalidParameter, what) }
+	bad := func(what string) error { return errdetail.New(ErrInvalidParameter, what) }
 	switch {
 	case c.Realm == "" || !isText(c.Realm) || strings.Contains(c.Realm, "|"):
 		return bad("realm must be non-empty text without '\"', '\\' or '|'")
@@ -232,7 +233,7 @@ func EncodeOpaque(m map[string]string) (string, error) {
 	v := value{kind: kindObject}
 	for k, s := range m {
 		if !utf8.ValidString(k) || !utf8.ValidString(s) {
-			return "", errDetail(ErrInvalidParameter, "opaque is not UTF-8")
+			return "", errdetail.New(ErrInvalidParameter, "opaque is not UTF-8")
 		}
 		v.members = append(v.members, member{k, stringValue(s)})
 	}
@@ -255,12 +256,12 @@ func DecodeOpaque(s string) (map[string]string, error) {
 		return nil, err
 	}
 	if v.kind != kindObject {
-		return nil, errDetail(ErrMalformed, "opaque is not a JSON object")
+		return nil, errdetail.New(ErrMalformed, "opaque is not a JSON object")
 	}
 	m := make(map[string]string, len(v.members))
 	for _, mb := range v.members {
 		if mb.val.kind != kindString {
-			return nil, errDetail(ErrMalformed, "opaque member "+quote(mb.name)+" is not a string")
+			return nil, errdetail.New(ErrMalformed, "opaque member "+errdetail.Quote(mb.name)+" is not a string")
 		}
 		m[mb.name] = mb.val.str
 	}

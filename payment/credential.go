@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/lightningcaddy/caddy-lightning/internal/authparam"
+	"github.com/lightningcaddy/caddy-lightning/internal/errdetail"
 )
 
 // MaxCredentialLen bounds the credential token read from an Authorization
@@ -86,10 +87,10 @@ func cutPaymentScheme(item string) (string, bool) {
 // ErrMalformed.
 func ParseCredential(token string) (Credential, error) {
 	if token == "" {
-		return Credential{}, errDetail(ErrMalformed, "empty credential")
+		return Credential{}, errdetail.New(ErrMalformed, "empty credential")
 	}
 	if len(token) > MaxCredentialLen {
-		return Credential{}, errDetail(ErrMalformed, "credential longer than "+strconv.Itoa(MaxCredentialLen))
+		return Credential{}, errdetail.New(ErrMalformed, "credential longer than "+strconv.Itoa(MaxCredentialLen))
 	}
 	text, err := decodeBase64URLString(token)
 	if err != nil {
@@ -100,18 +101,18 @@ func ParseCredential(token string) (Credential, error) {
 		return Credential{}, err
 	}
 	if v.kind != kindObject {
-		return Credential{}, errDetail(ErrMalformed, "credential is not a JSON object")
+		return Credential{}, errdetail.New(ErrMalformed, "credential is not a JSON object")
 	}
 	var c Credential
 	ch, ok := v.get("challenge")
 	if !ok || ch.kind != kindObject {
-		return Credential{}, errDetail(ErrMalformed, "credential has no challenge object")
+		return Credential{}, errdetail.New(ErrMalformed, "credential has no challenge object")
 	}
 	e := &c.Challenge
 	nonEmpty := func(dst *string) func(string) error {
 		return func(s string) error {
 			if s == "" {
-				return errDetail(ErrMalformed, "empty")
+				return errdetail.New(ErrMalformed, "empty")
 			}
 			*dst = s
 			return nil
@@ -130,14 +131,14 @@ func ParseCredential(token string) (Credential, error) {
 		{"description", false, optional(&e.Description)},
 	})
 	if err != nil {
-		return Credential{}, errDetail(ErrMalformed, "challenge "+errText(err))
+		return Credential{}, errdetail.New(ErrMalformed, "challenge "+errdetail.Detail(err))
 	}
 	if err := readFields(&v, []field{{"source", false, optional(&c.Source)}}); err != nil {
 		return Credential{}, err
 	}
 	p, ok := v.get("payload")
 	if !ok || p.kind != kindObject {
-		return Credential{}, errDetail(ErrMalformed, "credential has no payload object")
+		return Credential{}, errdetail.New(ErrMalformed, "credential has no payload object")
 	}
 	c.Payload = json.RawMessage(p.raw)
 	return c, nil
@@ -150,7 +151,7 @@ func ParseCredential(token string) (Credential, error) {
 func (c *Credential) Format() (string, error) {
 	p, err := parseJSON(string(c.Payload))
 	if err != nil || p.kind != kindObject {
-		return "", errDetail(ErrInvalidParameter, "payload is not a JSON object")
+		return "", errdetail.New(ErrInvalidParameter, "payload is not a JSON object")
 	}
 	e := &c.Challenge
 	var echo []member
@@ -159,30 +160,30 @@ func (c *Credential) Format() (string, error) {
 		{"expires", e.Expires}, {"digest", e.Digest}, {"opaque", e.Opaque}, {"description", e.Description},
 	} {
 		if !utf8.ValidString(f.value) {
-			return "", errDetail(ErrInvalidParameter, f.name+" is not UTF-8")
+			return "", errdetail.New(ErrInvalidParameter, f.name+" is not UTF-8")
 		}
 		if f.value != "" {
 			echo = append(echo, member{f.name, stringValue(f.value)})
 		}
 	}
 	if len(echo) < 5 || e.ID == "" || e.Realm == "" || e.Method == "" || e.Intent == "" || e.Request == "" {
-		return "", errDetail(ErrInvalidParameter, "echo needs id, realm, method, intent and request")
+		return "", errdetail.New(ErrInvalidParameter, "echo needs id, realm, method, intent and request")
 	}
 	members := []member{{"challenge", objectValue(echo...)}, {"payload", p}}
 	if c.Source != "" {
 		if !utf8.ValidString(c.Source) {
-			return "", errDetail(ErrInvalidParameter, "source is not UTF-8")
+			return "", errdetail.New(ErrInvalidParameter, "source is not UTF-8")
 		}
 		members = append(members, member{"source", stringValue(c.Source)})
 	}
 	v := objectValue(members...)
 	b, err := appendCanonical(nil, &v)
 	if err != nil {
-		return "", errDetail(ErrInvalidParameter, errText(err))
+		return "", errdetail.New(ErrInvalidParameter, errdetail.Detail(err))
 	}
 	token := EncodeBase64URL(b)
 	if len(token) > MaxCredentialLen {
-		return "", errDetail(ErrInvalidParameter, "credential longer than "+strconv.Itoa(MaxCredentialLen))
+		return "", errdetail.New(ErrInvalidParameter, "credential longer than "+strconv.Itoa(MaxCredentialLen))
 	}
 	return Scheme + " " + token, nil
 }
@@ -257,13 +258,13 @@ func (c *Credential) SessionPayload() (SessionPayload, error) {
 	case ActionTopUp:
 		fields = []field{sessionID, {"topUpPreimage", true, preimage.set}}
 	default:
-		return SessionPayload{}, errDetail(ErrMalformed, "unknown session action "+quote(p.Action))
+		return SessionPayload{}, errdetail.New(ErrMalformed, "unknown session action "+errdetail.Quote(p.Action))
 	}
 	if err := readFields(&v, fields); err != nil {
 		return SessionPayload{}, err
 	}
 	if p.Action == ActionOpen && !isInvoiceText(p.ReturnInvoice) {
-		return SessionPayload{}, errDetail(ErrInvalidReturnInvoice, "not BOLT 11 text")
+		return SessionPayload{}, errdetail.New(ErrInvalidReturnInvoice, "not BOLT 11 text")
 	}
 	return p, nil
 }
@@ -282,11 +283,11 @@ func SessionPayloadJSON(p SessionPayload) (json.RawMessage, error) {
 	case ActionTopUp:
 		members = []member{{"sessionId", id}, {"topUpPreimage", pre}}
 	default:
-		return nil, errDetail(ErrInvalidParameter, "unknown session action "+quote(p.Action))
+		return nil, errdetail.New(ErrInvalidParameter, "unknown session action "+errdetail.Quote(p.Action))
 	}
 	members = append(members, member{"action", stringValue(p.Action)})
 	if p.Action == ActionOpen && !isInvoiceText(p.ReturnInvoice) {
-		return nil, errDetail(ErrInvalidParameter, "return invoice is not BOLT 11 text")
+		return nil, errdetail.New(ErrInvalidParameter, "return invoice is not BOLT 11 text")
 	}
 	v := objectValue(members...)
 	b, err := appendCanonical(nil, &v)
@@ -305,35 +306,21 @@ func (c *Credential) payload() (value, error) {
 		return value{}, err
 	}
 	if v.kind != kindObject {
-		return value{}, errDetail(ErrMalformed, "payload is not a JSON object")
+		return value{}, errdetail.New(ErrMalformed, "payload is not a JSON object")
 	}
 	return v, nil
 }
 
 // parsePreimage reads 64 hex digits of either case.
-func parsePreimage(s string) (p [32]byte, err error) {
-	if len(s) != 64 {
-		return p, errDetail(ErrMalformed, "not 64 hex digits")
+func parsePreimage(s string) ([32]byte, error) {
+	var p [32]byte
+	var buf [64]byte // hex.Decode wants bytes; this keeps them off the heap
+	if len(s) != len(buf) {
+		return p, errdetail.New(ErrMalformed, "not 64 hex digits")
 	}
-	for i := range p {
-		hi, ok1 := fromHex(s[2*i])
-		lo, ok2 := fromHex(s[2*i+1])
-		if !ok1 || !ok2 {
-			return [32]byte{}, errDetail(ErrMalformed, "not 64 hex digits")
-		}
-		p[i] = hi<<4 | lo
+	copy(buf[:], s)
+	if _, err := hex.Decode(p[:], buf[:]); err != nil {
+		return [32]byte{}, errdetail.New(ErrMalformed, "not 64 hex digits")
 	}
 	return p, nil
-}
-
-func fromHex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
 }

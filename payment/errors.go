@@ -1,9 +1,6 @@
 package payment
 
-import (
-	"errors"
-	"strconv"
-)
+import "errors"
 
 // Errors returned by this package. Wrapped errors carry a short, secret-free
 // detail; test for the kind with errors.Is. ProblemFor maps each kind to the
@@ -45,26 +42,3 @@ var (
 	// invoice that is not BOLT 11 text.
 	ErrInvalidReturnInvoice = errors.New("payment: invalid return invoice")
 )
-
-// detailError adds a non-secret detail to one of the sentinel errors.
-type detailError struct {
-	kind   error
-	detail string
-}
-
-func (e *detailError) Error() string { return e.kind.Error() + ": " + e.detail }
-func (e *detailError) Unwrap() error { return e.kind }
-
-func errDetail(kind error, detail string) error {
-	return &detailError{kind: kind, detail: detail}
-}
-
-// quote renders attacker-influenced text for an error message: quoted, so
-// control characters cannot reach logs, and cut to a sane length.
-func quote(s string) string {
-	const max = 64
-	if len(s) > max {
-		return strconv.Quote(s[:max]) + "..."
-	}
-	return strconv.Quote(s)
-}

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/lightningcaddy/caddy-lightning/internal/errdetail"
 )
 
 // Canonicalize returns the RFC 8785 (JSON Canonicalization Scheme) form of
@@ -110,7 +112,7 @@ func appendString(dst []byte, s string) []byte {
 func appendNumber(dst []byte, lit string) ([]byte, error) {
 	f, err := strconv.ParseFloat(lit, 64)
 	if err != nil || math.IsInf(f, 0) {
-		return nil, errDetail(ErrMalformed, "number "+quote(lit)+" is outside the IEEE 754 double range")
+		return nil, errdetail.New(ErrMalformed, "number "+errdetail.Quote(lit)+" is outside the IEEE 754 double range")
 	}
 	return appendES6Number(dst, f), nil
 }

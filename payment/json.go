@@ -5,6 +5,8 @@ import (
 	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/lightningcaddy/caddy-lightning/internal/errdetail"
 )
 
 // This file holds a strict JSON reader (RFC 8259) for the messages of the
@@ -96,7 +98,7 @@ type jsonParser struct {
 }
 
 func (p *jsonParser) fail(what string) error {
-	return errDetail(ErrMalformed, "JSON: "+what+" at offset "+strconv.Itoa(p.i))
+	return errdetail.New(ErrMalformed, "JSON: "+what+" at offset "+strconv.Itoa(p.i))
 }
 
 func (p *jsonParser) space() {
@@ -182,7 +184,7 @@ func (p *jsonParser) object() (value, error) {
 			return value{}, err
 		}
 		if p.duplicate(p.stack[base:], &seen, name) {
-			return value{}, p.fail("duplicate member " + quote(name))
+			return value{}, p.fail("duplicate member " + errdetail.Quote(name))
 		}
 		p.stack = append(p.stack, member{name, val})
 		p.space()

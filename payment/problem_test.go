@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"testing"
+
+	"github.com/lightningcaddy/caddy-lightning/internal/errdetail"
 )
 
 func TestProblemFor(t *testing.T) {
@@ -18,7 +20,7 @@ func TestProblemFor(t *testing.T) {
 		{ErrNoCredential, IntentCharge, ProblemPaymentRequired, 402},
 		{ErrMultipleCredentials, IntentCharge, ProblemMalformedCredential, 400},
 		{ErrUnsupported, IntentCharge, ProblemMethodUnsupported, 400},
-		{errDetail(ErrMalformed, "x"), IntentCharge, ProblemLightningMalformedCredential, 402},
+		{errdetail.New(ErrMalformed, "x"), IntentCharge, ProblemLightningMalformedCredential, 402},
 		{ErrWrongRealm, IntentCharge, ProblemLightningUnknownChallenge, 402},
 		{ErrInvalidChallenge, IntentSession, ProblemLightningUnknownChallenge, 402},
 		{ErrExpired, IntentCharge, ProblemLightningExpiredInvoice, 402},

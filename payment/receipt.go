@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/lightningcaddy/caddy-lightning/internal/errdetail"
 )
 
 // Refund outcomes of a session close (draft-lightning-session-00 §8.5).
@@ -70,11 +72,11 @@ func (r *Receipt) Encode() (string, error) {
 func (r *Receipt) JSON() ([]byte, error) {
 	for _, s := range []string{r.Method, r.Reference, r.ChallengeID} {
 		if !utf8.ValidString(s) {
-			return nil, errDetail(ErrInvalidParameter, "receipt text is not UTF-8")
+			return nil, errdetail.New(ErrInvalidParameter, "receipt text is not UTF-8")
 		}
 	}
 	if r.Method == "" || r.Reference == "" || r.Timestamp.IsZero() {
-		return nil, errDetail(ErrInvalidParameter, "receipt needs method, reference and timestamp")
+		return nil, errdetail.New(ErrInvalidParameter, "receipt needs method, reference and timestamp")
 	}
 	members := []member{
 		{"method", stringValue(r.Method)},
@@ -86,11 +88,11 @@ func (r *Receipt) JSON() ([]byte, error) {
 	switch r.RefundStatus {
 	case "":
 		if r.RefundSats != 0 {
-			return nil, errDetail(ErrInvalidParameter, "refundSats without refundStatus")
+			return nil, errdetail.New(ErrInvalidParameter, "refundSats without refundStatus")
 		}
 	case RefundSucceeded, RefundFailed, RefundSkipped:
 		if r.RefundStatus == RefundSkipped && r.RefundSats != 0 {
-			return nil, errDetail(ErrInvalidParameter, "refund skipped with refundSats > 0")
+			return nil, errdetail.New(ErrInvalidParameter, "refund skipped with refundSats > 0")
 		}
 		members = append(members, member{"refundStatus", stringValue(r.RefundStatus)})
 		n, err := countValue("refundSats", r.RefundSats)
@@ -99,7 +101,7 @@ func (r *Receipt) JSON() ([]byte, error) {
 		}
 		members = append(members, n)
 	default:
-		return nil, errDetail(ErrInvalidParameter, "unknown refundStatus "+quote(r.RefundStatus))
+		return nil, errdetail.New(ErrInvalidParameter, "unknown refundStatus "+errdetail.Quote(r.RefundStatus))
 	}
 	if r.Usage != nil {
 		for _, f := range [...]struct {
@@ -121,7 +123,7 @@ func (r *Receipt) JSON() ([]byte, error) {
 // 0 to 2^53-1, so that every JSON reader gets it exactly.
 func countValue(name string, n int64) (member, error) {
 	if n < 0 || n > maxSafeInteger {
-		return member{}, errDetail(ErrInvalidParameter, name+" out of range")
+		return member{}, errdetail.New(ErrInvalidParameter, name+" out of range")
 	}
 	return member{name, value{kind: kindNumber, str: strconv.FormatInt(n, 10)}}, nil
 }
@@ -130,7 +132,7 @@ func countValue(name string, n int64) (member, error) {
 // tests. Errors are ErrMalformed.
 func ParseReceipt(header string) (Receipt, error) {
 	if len(header) > MaxCredentialLen {
-		return Receipt{}, errDetail(ErrMalformed, "receipt too long")
+		return Receipt{}, errdetail.New(ErrMalformed, "receipt too long")
 	}
 	b, err := DecodeBase64URL(header)
 	if err != nil {
@@ -150,13 +152,13 @@ func ParseReceiptJSON(data []byte) (Receipt, error) {
 		return Receipt{}, err
 	}
 	if v.kind != kindObject {
-		return Receipt{}, errDetail(ErrMalformed, "receipt is not a JSON object")
+		return Receipt{}, errdetail.New(ErrMalformed, "receipt is not a JSON object")
 	}
 	var r Receipt
 	err = readFields(&v, []field{
 		{"status", true, func(s string) error {
 			if s != statusSuccess {
-				return errDetail(ErrMalformed, "not \"success\"")
+				return errdetail.New(ErrMalformed, "not \"success\"")
 			}
 			return nil
 		}},
@@ -173,7 +175,7 @@ func ParseReceiptJSON(data []byte) (Receipt, error) {
 				r.RefundStatus = s
 				return nil
 			}
-			return errDetail(ErrMalformed, "unknown refund status")
+			return errdetail.New(ErrMalformed, "unknown refund status")
 		}},
 	})
 	if err != nil {
@@ -203,15 +205,15 @@ func readCount(v *value, name string, required bool) (int64, error) {
 	m, ok := v.get(name)
 	switch {
 	case !ok && required:
-		return 0, errDetail(ErrMalformed, "missing "+name)
+		return 0, errdetail.New(ErrMalformed, "missing "+name)
 	case !ok:
 		return 0, nil
 	case m.kind != kindNumber:
-		return 0, errDetail(ErrMalformed, name+" is not a number")
+		return 0, errdetail.New(ErrMalformed, name+" is not a number")
 	}
 	n, err := strconv.ParseInt(m.str, 10, 64)
 	if err != nil || n < 0 {
-		return 0, errDetail(ErrMalformed, name+" is not a non-negative integer")
+		return 0, errdetail.New(ErrMalformed, name+" is not a non-negative integer")
 	}
 	return n, nil
 }
@@ -231,7 +233,7 @@ type SessionEvent struct {
 // JSON returns the event's data. Errors are ErrInvalidParameter.
 func (e *SessionEvent) JSON() ([]byte, error) {
 	if e.SessionID == "" || !utf8.ValidString(e.SessionID) {
-		return nil, errDetail(ErrInvalidParameter, "event needs a session id")
+		return nil, errdetail.New(ErrInvalidParameter, "event needs a session id")
 	}
 	spent, err := countValue("balanceSpent", e.BalanceSpent)
 	if err != nil {
@@ -253,7 +255,7 @@ func ParseSessionEvent(data []byte) (SessionEvent, error) {
 		return SessionEvent{}, err
 	}
 	if v.kind != kindObject {
-		return SessionEvent{}, errDetail(ErrMalformed, "event is not a JSON object")
+		return SessionEvent{}, errdetail.New(ErrMalformed, "event is not a JSON object")
 	}
 	var e SessionEvent
 	if err := readFields(&v, []field{{"sessionId", true, func(s string) error { e.SessionID = s; return nil }}}); err != nil {

@@ -4,6 +4,8 @@ import (
 	"encoding/hex"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/lightningcaddy/caddy-lightning/internal/errdetail"
 )
 
 // Lightning networks a request may name (draft-lightning-charge-00 §7.2).
@@ -154,7 +156,7 @@ func encodeRequest(members []member) (string, error) {
 	v := objectValue(members...)
 	for _, m := range members {
 		if m.val.kind == kindString && !utf8.ValidString(m.val.str) {
-			return "", errDetail(ErrInvalidParameter, m.name+" is not UTF-8")
+			return "", errdetail.New(ErrInvalidParameter, m.name+" is not UTF-8")
 		}
 	}
 	b, err := appendCanonical(nil, &v)
@@ -163,7 +165,7 @@ func encodeRequest(members []member) (string, error) {
 	}
 	s := EncodeBase64URL(b)
 	if len(s) > maxRequestLen {
-		return "", errDetail(ErrInvalidParameter, "request longer than "+strconv.Itoa(maxRequestLen))
+		return "", errdetail.New(ErrInvalidParameter, "request longer than "+strconv.Itoa(maxRequestLen))
 	}
 	return s, nil
 }
@@ -192,7 +194,7 @@ func DecodeChargeRequest(s string) (ChargeRequest, error) {
 	if d, ok := v.get("methodDetails"); ok && d.kind == kindObject {
 		details = d
 	} else {
-		return ChargeRequest{}, errDetail(ErrMalformed, "request has no methodDetails object")
+		return ChargeRequest{}, errdetail.New(ErrMalformed, "request has no methodDetails object")
 	}
 	md := &r.MethodDetails
 	err = readFields(details, []field{
@@ -234,7 +236,7 @@ func DecodeSessionRequest(s string) (SessionRequest, error) {
 
 func decodeRequest(s string) (value, error) {
 	if len(s) > maxRequestLen {
-		return value{}, errDetail(ErrMalformed, "request longer than "+strconv.Itoa(maxRequestLen))
+		return value{}, errdetail.New(ErrMalformed, "request longer than "+strconv.Itoa(maxRequestLen))
 	}
 	text, err := decodeBase64URLString(s)
 	if err != nil {
@@ -245,7 +247,7 @@ func decodeRequest(s string) (value, error) {
 		return value{}, err
 	}
 	if v.kind != kindObject {
-		return value{}, errDetail(ErrMalformed, "request is not a JSON object")
+		return value{}, errdetail.New(ErrMalformed, "request is not a JSON object")
 	}
 	return v, nil
 }
@@ -265,37 +267,29 @@ func readFields(v *value, fields []field) error {
 		m, ok := v.get(f.name)
 		switch {
 		case !ok && f.required:
-			return errDetail(ErrMalformed, "missing "+f.name)
+			return errdetail.New(ErrMalformed, "missing "+f.name)
 		case !ok:
 			continue
 		case m.kind != kindString:
-			return errDetail(ErrMalformed, f.name+" is not a string")
+			return errdetail.New(ErrMalformed, f.name+" is not a string")
 		}
 		if err := f.set(m.str); err != nil {
-			return errDetail(ErrMalformed, f.name+": "+errText(err))
+			return errdetail.New(ErrMalformed, f.name+": "+errdetail.Detail(err))
 		}
 	}
 	return nil
-}
-
-// errText is the detail of an error of this package, else its text.
-func errText(err error) string {
-	if d, ok := err.(*detailError); ok {
-		return d.detail
-	}
-	return err.Error()
 }
 
 // parseAmount reads a positive decimal integer without sign or leading
 // zeros that fits an int64.
 func parseAmount(s string) (int64, error) {
 	if s == "" || s[0] == '0' || len(s) > 18 {
-		return 0, errDetail(ErrMalformed, "not a positive decimal integer: "+quote(s))
+		return 0, errdetail.New(ErrMalformed, "not a positive decimal integer: "+errdetail.Quote(s))
 	}
 	var n int64
 	for i := 0; i < len(s); i++ {
 		if s[i] < '0' || s[i] > '9' {
-			return 0, errDetail(ErrMalformed, "not a positive decimal integer: "+quote(s))
+			return 0, errdetail.New(ErrMalformed, "not a positive decimal integer: "+errdetail.Quote(s))
 		}
 		n = n*10 + int64(s[i]-'0')
 	}
@@ -305,14 +299,14 @@ func parseAmount(s string) (int64, error) {
 // checkAmount refuses amounts that parseAmount would not read back.
 func checkAmount(n int64, name string) error {
 	if n <= 0 || n > 999_999_999_999_999_999 {
-		return errDetail(ErrInvalidParameter, name+" must be a positive integer below 10^18")
+		return errdetail.New(ErrInvalidParameter, name+" must be a positive integer below 10^18")
 	}
 	return nil
 }
 
 func checkCurrency(s string) error {
 	if s != currencySat {
-		return errDetail(ErrMalformed, "currency is not \"sat\"")
+		return errdetail.New(ErrMalformed, "currency is not \"sat\"")
 	}
 	return nil
 }
@@ -320,12 +314,10 @@ func checkCurrency(s string) error {
 // parseHash reads a payment hash: 64 lowercase hex digits
 // (draft-lightning-charge-00 §3).
 func parseHash(s string) ([32]byte, error) {
-	var h [32]byte
-	if len(s) != 64 || !isLowerHex(s) {
-		return h, errDetail(ErrMalformed, "not 64 lowercase hex digits")
+	if !isLowerHex(s) {
+		return [32]byte{}, errdetail.New(ErrMalformed, "not 64 lowercase hex digits")
 	}
-	hex.Decode(h[:], []byte(s))
-	return h, nil
+	return parsePreimage(s)
 }
 
 func isLowerHex(s string) bool {
@@ -345,7 +337,7 @@ func checkInvoice(s string, required bool) error {
 		return nil
 	}
 	if !isInvoiceText(s) {
-		return errDetail(ErrInvalidParameter, "invoice is not BOLT 11 text")
+		return errdetail.New(ErrInvalidParameter, "invoice is not BOLT 11 text")
 	}
 	return nil
 }
@@ -367,5 +359,5 @@ func checkNetwork(s string) error {
 	case "", NetworkMainnet, NetworkRegtest, NetworkSignet:
 		return nil
 	}
-	return errDetail(ErrInvalidParameter, "network must be mainnet, regtest or signet")
+	return errdetail.New(ErrInvalidParameter, "network must be mainnet, regtest or signet")
 }

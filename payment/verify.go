@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"time"
+
+	"github.com/lightningcaddy/caddy-lightning/internal/errdetail"
 )
 
 // Verifier checks the stateless part of Payment credentials for one realm:
@@ -61,7 +63,7 @@ func (v *Verifier) VerifyCharge(c *Credential, price int64, now time.Time) (Veri
 		return VerifiedCharge{}, err
 	}
 	if req.Amount != price {
-		return VerifiedCharge{}, errDetail(ErrWrongAmount, "challenge for another price")
+		return VerifiedCharge{}, errdetail.New(ErrWrongAmount, "challenge for another price")
 	}
 	if !provesHash(payload.Preimage, req.MethodDetails.PaymentHash) {
 		return VerifiedCharge{}, ErrInvalidPreimage
@@ -143,14 +145,14 @@ func (v *Verifier) VerifySession(c *Credential, price int64, now time.Time) (Ver
 			return VerifiedSession{}, err
 		}
 		if req.DepositInvoice == "" || req.DepositAmount == 0 {
-			return VerifiedSession{}, errDetail(ErrMalformed, "the echoed challenge offers no deposit")
+			return VerifiedSession{}, errdetail.New(ErrMalformed, "the echoed challenge offers no deposit")
 		}
 		if payload.Action == ActionOpen {
 			if req.Amount != price {
-				return VerifiedSession{}, errDetail(ErrWrongAmount, "challenge for another price")
+				return VerifiedSession{}, errdetail.New(ErrWrongAmount, "challenge for another price")
 			}
 			if req.DepositAmount < req.Amount {
-				return VerifiedSession{}, errDetail(ErrWrongAmount, "deposit below one unit")
+				return VerifiedSession{}, errdetail.New(ErrWrongAmount, "deposit below one unit")
 			}
 		}
 		if !provesHash(payload.Preimage, req.PaymentHash) {
@@ -174,11 +176,11 @@ func (v *Verifier) VerifySession(c *Credential, price int64, now time.Time) (Ver
 func (v *Verifier) checkEcho(e *Challenge, intent string) error {
 	switch {
 	case e.Method != MethodLightning || e.Intent != intent:
-		return errDetail(ErrUnsupported, "expected "+MethodLightning+"/"+intent+", got "+quote(e.Method)+"/"+quote(e.Intent))
+		return errdetail.New(ErrUnsupported, "expected "+MethodLightning+"/"+intent+", got "+errdetail.Quote(e.Method)+"/"+errdetail.Quote(e.Intent))
 	case e.Realm != v.Realm:
 		return ErrWrongRealm
 	case e.Digest != "":
-		return errDetail(ErrUnsupported, "digest-bound challenges are not verified here")
+		return errdetail.New(ErrUnsupported, "digest-bound challenges are not verified here")
 	case !v.Binder.Verify(e):
 		return ErrInvalidChallenge
 	}
@@ -191,9 +193,9 @@ func checkExpiry(e *Challenge, now time.Time) (time.Time, error) {
 	t, ok := e.ExpiresAt()
 	switch {
 	case !ok:
-		return time.Time{}, errDetail(ErrExpired, "challenge without a valid expiry")
+		return time.Time{}, errdetail.New(ErrExpired, "challenge without a valid expiry")
 	case !now.Before(t):
-		return time.Time{}, errDetail(ErrExpired, "expired at "+e.Expires)
+		return time.Time{}, errdetail.New(ErrExpired, "expired at "+e.Expires)
 	}
 	return t, nil
 }

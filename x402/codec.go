@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/lightningcaddy/caddy-lightning/internal/errdetail"
 )
 
 // MaxHeaderLen bounds the x402 header values decoded and encoded: an
@@ -17,11 +19,11 @@ const MaxHeaderLen = 16 << 10
 func encodeHeader(v any) (string, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		return "", errDetail(ErrInvalidParameter, err.Error())
+		return "", errdetail.New(ErrInvalidParameter, err.Error())
 	}
 	s := base64.StdEncoding.EncodeToString(asciiJSON(b))
 	if len(s) > MaxHeaderLen {
-		return "", errDetail(ErrInvalidParameter, "header longer than "+strconv.Itoa(MaxHeaderLen))
+		return "", errdetail.New(ErrInvalidParameter, "header longer than "+strconv.Itoa(MaxHeaderLen))
 	}
 	return s, nil
 }
@@ -65,7 +67,7 @@ func asciiJSON(b []byte) []byte {
 // values longer than MaxHeaderLen. Errors are ErrMalformed.
 func decodeHeader(s string, v any) error {
 	if s == "" || len(s) > MaxHeaderLen {
-		return errDetail(ErrMalformed, "empty or longer than "+strconv.Itoa(MaxHeaderLen))
+		return errdetail.New(ErrMalformed, "empty or longer than "+strconv.Itoa(MaxHeaderLen))
 	}
 	enc := base64.RawStdEncoding.Strict()
 	if len(s)%4 == 0 {
@@ -73,18 +75,18 @@ func decodeHeader(s string, v any) error {
 	}
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c == '\r' || c == '\n' { // which Go's decoder skips
-			return errDetail(ErrMalformed, "line break in base64")
+			return errdetail.New(ErrMalformed, "line break in base64")
 		}
 	}
 	b, err := enc.DecodeString(s)
 	if err != nil {
-		return errDetail(ErrMalformed, "not standard base64")
+		return errdetail.New(ErrMalformed, "not standard base64")
 	}
 	if b = bytes.TrimLeft(b, " \t\r\n"); len(b) == 0 || b[0] != '{' {
-		return errDetail(ErrMalformed, "not a JSON object")
+		return errdetail.New(ErrMalformed, "not a JSON object")
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		return errDetail(ErrMalformed, "JSON: "+err.Error())
+		return errdetail.New(ErrMalformed, "JSON: "+err.Error())
 	}
 	return nil
 }

@@ -1,9 +1,6 @@
 package x402
 
-import (
-	"errors"
-	"strconv"
-)
+import "errors"
 
 // Errors returned by this package. Wrapped errors carry a short detail;
 // test for the kind with errors.Is. ErrMalformed answers 400; the others
@@ -49,23 +46,4 @@ func ErrorReason(err error) string {
 		return ReasonInvalidNetwork
 	}
 	return ReasonInvalidPayload
-}
-
-type detailError struct {
-	kind   error
-	detail string
-}
-
-func (e *detailError) Error() string { return e.kind.Error() + ": " + e.detail }
-func (e *detailError) Unwrap() error { return e.kind }
-
-func errDetail(kind error, detail string) error { return &detailError{kind: kind, detail: detail} }
-
-// quote renders attacker-influenced text for an error message.
-func quote(s string) string {
-	const max = 64
-	if len(s) > max {
-		return strconv.Quote(s[:max]) + "..."
-	}
-	return strconv.Quote(s)
 }

@@ -1,5 +1,9 @@
 package x402
 
+import (
+	"github.com/lightningcaddy/caddy-lightning/internal/errdetail"
+)
+
 // CAIP-2 ids of the Bitcoin networks: "bip122:" and the first 16 bytes of
 // the genesis block hash in hex. Mainnet and testnet are those of the
 // Lightning proposal (x402 PR #1311); signet and regtest follow the same
@@ -24,7 +28,7 @@ func NetworkID(name string) (string, error) {
 	case "regtest":
 		return NetworkRegtest, nil
 	}
-	return "", errDetail(ErrInvalidParameter, "unknown network "+quote(name))
+	return "", errdetail.New(ErrInvalidParameter, "unknown network "+errdetail.Quote(name))
 }
 
 func knownNetwork(id string) bool {

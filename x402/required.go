@@ -3,6 +3,8 @@ package x402
 import (
 	"strconv"
 	"time"
+
+	"github.com/lightningcaddy/caddy-lightning/internal/errdetail"
 )
 
 // Protocol constants of x402 v2 with Lightning.
@@ -113,16 +115,16 @@ func (o Offer) Requirements() (Requirements, error) {
 	}
 	switch {
 	case !isInvoiceText(o.Invoice):
-		return Requirements{}, errDetail(ErrInvalidParameter, "invoice is not BOLT 11 text")
+		return Requirements{}, errdetail.New(ErrInvalidParameter, "invoice is not BOLT 11 text")
 	case o.AmountMsat < 0:
-		return Requirements{}, errDetail(ErrInvalidParameter, "negative amount")
+		return Requirements{}, errdetail.New(ErrInvalidParameter, "negative amount")
 	case o.Expiry <= 0 || timeout < time.Second || timeout > o.Expiry:
-		return Requirements{}, errDetail(ErrInvalidParameter, "max timeout must be between 1 s and the invoice expiry")
+		return Requirements{}, errdetail.New(ErrInvalidParameter, "max timeout must be between 1 s and the invoice expiry")
 	}
 	payTo := PayToAnonymous
 	if o.PayTo != "" {
 		if !isPubKeyHex(o.PayTo) {
-			return Requirements{}, errDetail(ErrInvalidParameter, "payTo is not a node public key in hex")
+			return Requirements{}, errdetail.New(ErrInvalidParameter, "payTo is not a node public key in hex")
 		}
 		payTo = o.PayTo
 	}
@@ -153,17 +155,17 @@ func isPubKeyHex(s string) bool {
 func (r *Requirements) checkLightning() error {
 	switch {
 	case r.Scheme != SchemeExact || r.Extra.PaymentMethod != PaymentMethodLightning || r.Asset != AssetBTC:
-		return errDetail(ErrScheme, "not an exact Lightning offer in BTC")
+		return errdetail.New(ErrScheme, "not an exact Lightning offer in BTC")
 	case !knownNetwork(r.Network):
-		return errDetail(ErrNetwork, "unknown network "+quote(r.Network))
+		return errdetail.New(ErrNetwork, "unknown network "+errdetail.Quote(r.Network))
 	case !isDecimal(r.Amount):
-		return errDetail(ErrMalformed, "amount is not a decimal msat string")
+		return errdetail.New(ErrMalformed, "amount is not a decimal msat string")
 	case !isInvoiceText(r.Extra.Invoice):
-		return errDetail(ErrMalformed, "invoice is not BOLT 11 text")
+		return errdetail.New(ErrMalformed, "invoice is not BOLT 11 text")
 	case r.MaxTimeoutSeconds <= 0:
-		return errDetail(ErrMalformed, "maxTimeoutSeconds must be positive")
+		return errdetail.New(ErrMalformed, "maxTimeoutSeconds must be positive")
 	case r.PayTo != PayToAnonymous && !isPubKeyHex(r.PayTo):
-		return errDetail(ErrMalformed, "payTo is neither anonymous nor a node public key")
+		return errdetail.New(ErrMalformed, "payTo is neither anonymous nor a node public key")
 	}
 	return nil
 }
@@ -178,18 +180,18 @@ func (p PaymentRequired) Encode() (string, error) {
 	}
 	switch {
 	case p.X402Version != Version:
-		return "", errDetail(ErrInvalidParameter, "x402Version must be 2")
+		return "", errdetail.New(ErrInvalidParameter, "x402Version must be 2")
 	case p.Resource.URL == "":
-		return "", errDetail(ErrInvalidParameter, "resource.url is required")
+		return "", errdetail.New(ErrInvalidParameter, "resource.url is required")
 	case len(p.Accepts) == 0:
-		return "", errDetail(ErrInvalidParameter, "no offer")
+		return "", errdetail.New(ErrInvalidParameter, "no offer")
 	}
 	for i := range p.Accepts {
 		if p.Accepts[i].Extra.PaymentMethod != PaymentMethodLightning {
 			continue
 		}
 		if err := p.Accepts[i].checkLightning(); err != nil {
-			return "", errDetail(ErrInvalidParameter, err.Error())
+			return "", errdetail.New(ErrInvalidParameter, err.Error())
 		}
 	}
 	return encodeHeader(p)
@@ -205,9 +207,9 @@ func DecodePaymentRequired(s string) (PaymentRequired, error) {
 	}
 	switch {
 	case p.X402Version != Version:
-		return PaymentRequired{}, errDetail(ErrVersion, strconv.Itoa(p.X402Version))
+		return PaymentRequired{}, errdetail.New(ErrVersion, strconv.Itoa(p.X402Version))
 	case p.Resource.URL == "" || len(p.Accepts) == 0:
-		return PaymentRequired{}, errDetail(ErrMalformed, "resource.url and accepts are required")
+		return PaymentRequired{}, errdetail.New(ErrMalformed, "resource.url and accepts are required")
 	}
 	return p, nil
 }

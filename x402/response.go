@@ -3,6 +3,8 @@ package x402
 import (
 	"strconv"
 	"time"
+
+	"github.com/lightningcaddy/caddy-lightning/internal/errdetail"
 )
 
 // SettlementResponse is the object of a PAYMENT-RESPONSE header (spec §5.3)
@@ -55,7 +57,7 @@ func Failed(network, reason string) SettlementResponse {
 // network. Errors are ErrInvalidParameter.
 func (r SettlementResponse) Encode() (string, error) {
 	if err := r.check(); err != nil {
-		return "", errDetail(ErrInvalidParameter, err.Error())
+		return "", errdetail.New(ErrInvalidParameter, err.Error())
 	}
 	return encodeHeader(r)
 }
@@ -76,13 +78,13 @@ func DecodeSettlementResponse(s string) (SettlementResponse, error) {
 func (r *SettlementResponse) check() error {
 	switch {
 	case r.Network == "":
-		return errDetail(ErrMalformed, "network is required")
+		return errdetail.New(ErrMalformed, "network is required")
 	case r.Success && (r.Transaction == "" || r.ErrorReason != ""):
-		return errDetail(ErrMalformed, "a success needs a transaction and no error reason")
+		return errdetail.New(ErrMalformed, "a success needs a transaction and no error reason")
 	case !r.Success && r.ErrorReason == "":
-		return errDetail(ErrMalformed, "a failure needs an error reason")
+		return errdetail.New(ErrMalformed, "a failure needs an error reason")
 	case r.Amount != "" && !isDecimal(r.Amount):
-		return errDetail(ErrMalformed, "amount is not a decimal string")
+		return errdetail.New(ErrMalformed, "amount is not a decimal string")
 	}
 	return nil
 }

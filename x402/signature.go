@@ -1,6 +1,10 @@
 package x402
 
-import "strconv"
+import (
+	"strconv"
+
+	"github.com/lightningcaddy/caddy-lightning/internal/errdetail"
+)
 
 // PaymentPayload is the object of a PAYMENT-SIGNATURE header (spec §5.2) as
 // Alby sends it for a Lightning offer: built before paying, with the
@@ -44,22 +48,22 @@ func ParsePaymentSignature(value, network string) (PaymentPayload, error) {
 	a := &p.Accepted
 	switch {
 	case p.X402Version != Version:
-		return PaymentPayload{}, errDetail(ErrVersion, strconv.Itoa(p.X402Version))
+		return PaymentPayload{}, errdetail.New(ErrVersion, strconv.Itoa(p.X402Version))
 	case p.Scheme != "" && p.Scheme != a.Scheme:
-		return PaymentPayload{}, errDetail(ErrScheme, "scheme differs from the accepted offer's")
+		return PaymentPayload{}, errdetail.New(ErrScheme, "scheme differs from the accepted offer's")
 	case p.Network != "" && p.Network != a.Network:
-		return PaymentPayload{}, errDetail(ErrNetwork, "network differs from the accepted offer's")
+		return PaymentPayload{}, errdetail.New(ErrNetwork, "network differs from the accepted offer's")
 	}
 	if err := a.checkLightning(); err != nil {
 		return PaymentPayload{}, err
 	}
 	switch {
 	case a.Network != network:
-		return PaymentPayload{}, errDetail(ErrNetwork, "payment for "+quote(a.Network))
+		return PaymentPayload{}, errdetail.New(ErrNetwork, "payment for "+errdetail.Quote(a.Network))
 	case !isInvoiceText(p.Payload.Invoice):
-		return PaymentPayload{}, errDetail(ErrMalformed, "payload.invoice is not BOLT 11 text")
+		return PaymentPayload{}, errdetail.New(ErrMalformed, "payload.invoice is not BOLT 11 text")
 	case p.Payload.Invoice != a.Extra.Invoice:
-		return PaymentPayload{}, errDetail(ErrMismatch, "payload.invoice is not accepted.extra.invoice")
+		return PaymentPayload{}, errdetail.New(ErrMismatch, "payload.invoice is not accepted.extra.invoice")
 	}
 	return p, nil
 }
@@ -71,7 +75,7 @@ func (p PaymentPayload) Encode() (string, error) {
 		p.X402Version = Version
 	}
 	if p.X402Version != Version || !isInvoiceText(p.Payload.Invoice) {
-		return "", errDetail(ErrInvalidParameter, "x402Version 2 and a payload invoice are required")
+		return "", errdetail.New(ErrInvalidParameter, "x402Version 2 and a payload invoice are required")
 	}
 	return encodeHeader(p)
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lightningcaddy/caddy-lightning/internal/errdetail"
 )
 
 const testInvoice = "lnbcrt1u1pnexampleinvoicexyz"
@@ -232,7 +234,7 @@ func TestParsePaymentSignature(t *testing.T) {
 func TestErrorReason(t *testing.T) {
 	for err, want := range map[error]string{
 		ErrVersion: "invalid_x402_version", ErrScheme: "unsupported_scheme", ErrNetwork: "invalid_network",
-		ErrMismatch: "invalid_payload", ErrMalformed: "invalid_payload", errDetail(ErrNetwork, "x"): "invalid_network",
+		ErrMismatch: "invalid_payload", ErrMalformed: "invalid_payload", errdetail.New(ErrNetwork, "x"): "invalid_network",
 	} {
 		if got := ErrorReason(err); got != want {
 			t.Errorf("ErrorReason(%v) = %q, want %q", err, got, want)
