@@ -166,6 +166,14 @@ func TestCredentialFormat(t *testing.T) {
 	if string(raw) != want {
 		t.Fatalf("credential JSON %s\nwant %s", raw, want)
 	}
+	// Servers MUST take credentials of 4 KB and more (§9.4).
+	big := c
+	big.Challenge.Description = strings.Repeat("d", 6000)
+	if v, err := big.Format(); err != nil || len(v) < 8000 {
+		t.Fatalf("Format of a big credential: %d bytes, %v", len(v), err)
+	} else if got, err := ParseAuthorization([]string{v}); err != nil || got.Challenge != big.Challenge {
+		t.Fatalf("ParseAuthorization of %d bytes: %v", len(v), err)
+	}
 	for _, bad := range []Credential{
 		{Challenge: c.Challenge, Payload: []byte(`[]`)},
 		{Challenge: c.Challenge},

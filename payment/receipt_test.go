@@ -104,35 +104,55 @@ func FuzzParseReceipt(f *testing.F) {
 		{Method: MethodLightning, Reference: "ab", Timestamp: ts, Usage: &Usage{Spent: 2, Units: 1}},
 	} {
 		h, _ := r.Encode()
-		f.Add(h)
+		j, _ := r.JSON()
+		f.Add(h, j)
 	}
-	f.Add("eyJzZXNzaW9uSWQiOiJhYTExYmIyMiIsImJhbGFuY2VTcGVudCI6NDg2MCwiYmFsYW5jZVJlcXVpcmVkIjozfQ")
-	f.Add(EncodeBase64URL([]byte(`{"status":"success","method":"m","reference":"r","timestamp":"2026-03-10T21:00:00.5+01:00","refundSats":9223372036854775807}`)))
-	f.Fuzz(func(t *testing.T, h string) {
-		r, err := ParseReceipt(h)
-		if err != nil {
-			if !errors.Is(err, ErrMalformed) {
+	f.Add("eyJzZXNzaW9uSWQiOiJhYTExYmIyMiIsImJhbGFuY2VTcGVudCI6NDg2MCwiYmFsYW5jZVJlcXVpcmVkIjozfQ", []byte(`{"sessionId":"aa11bb22","balanceSpent":4860,"balanceRequired":3}`))
+	f.Add(EncodeBase64URL([]byte(`{"status":"success","method":"m","reference":"r","timestamp":"2026-03-10T21:00:00.5+01:00","refundSats":9223372036854775807}`)), []byte(`{"spent":1}`))
+	f.Fuzz(func(t *testing.T, h string, data []byte) {
+		// The header and the SSE event data read the same way.
+		if r, err := ParseReceipt(h); err == nil {
+			roundTripReceipt(t, r)
+		} else if !errors.Is(err, ErrMalformed) {
+			t.Fatal(err)
+		}
+		if r, err := ParseReceiptJSON(data); err == nil {
+			roundTripReceipt(t, r)
+		} else if !errors.Is(err, ErrMalformed) {
+			t.Fatal(err)
+		}
+		if e, err := ParseSessionEvent(data); err == nil {
+			if j, err := e.JSON(); err == nil {
+				if again, err := ParseSessionEvent(j); err != nil || again != e {
+					t.Fatalf("round trip of %+v: %+v, %v", e, again, err)
+				}
+			} else if !errors.Is(err, ErrInvalidParameter) {
 				t.Fatal(err)
 			}
-			return
-		}
-		// parse(encode(x)) == x, up to the timestamp's whole UTC seconds;
-		// encoding is then stable.
-		enc, err := r.Encode()
-		if err != nil {
-			if !errors.Is(err, ErrInvalidParameter) {
-				t.Fatal(err)
-			}
-			return
-		}
-		got, err := ParseReceipt(enc)
-		want := r
-		want.Timestamp = r.Timestamp.UTC().Truncate(time.Second)
-		if err != nil || !reflect.DeepEqual(got, want) {
-			t.Fatalf("round trip of %+v: %+v, %v", r, got, err)
-		}
-		if again, err := got.Encode(); err != nil || again != enc {
-			t.Fatalf("encoding not stable: %q, %q, %v", enc, again, err)
+		} else if !errors.Is(err, ErrMalformed) {
+			t.Fatal(err)
 		}
 	})
+}
+
+// roundTripReceipt checks parse(encode(r)) == r, up to the timestamp's
+// whole UTC seconds, and that encoding is then stable.
+func roundTripReceipt(t *testing.T, r Receipt) {
+	t.Helper()
+	enc, err := r.Encode()
+	if err != nil {
+		if !errors.Is(err, ErrInvalidParameter) {
+			t.Fatal(err)
+		}
+		return
+	}
+	got, err := ParseReceipt(enc)
+	want := r
+	want.Timestamp = r.Timestamp.UTC().Truncate(time.Second)
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("round trip of %+v: %+v, %v", r, got, err)
+	}
+	if again, err := got.Encode(); err != nil || again != enc {
+		t.Fatalf("encoding not stable: %q, %q, %v", enc, again, err)
+	}
 }

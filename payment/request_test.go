@@ -125,6 +125,7 @@ func FuzzDecodeRequest(f *testing.F) {
 	f.Add(s)
 	f.Add(EncodeBase64URL([]byte(`{"amount":"1","currency":"sat","methodDetails":{"invoice":"a","paymentHash":"` + strings.Repeat("0", 64) + `"},"x":null}`)))
 	f.Add("eyJhbW91bnQiOiIxMDAifQ")
+	f.Add("eyJvcmRlcklkIjoiMTIzIn0")
 	f.Fuzz(func(t *testing.T, s string) {
 		// decode(encode(decode(x))) == decode(x), and the encoding is canonical.
 		if r, err := DecodeChargeRequest(s); err == nil {
@@ -146,6 +147,18 @@ func FuzzDecodeRequest(f *testing.F) {
 			}
 			if again, err := DecodeSessionRequest(enc); err != nil || again != r {
 				t.Fatalf("round trip of %+v: %+v, %v", r, again, err)
+			}
+			checkCanonical(t, enc)
+		} else if !errors.Is(err, ErrMalformed) {
+			t.Fatal(err)
+		}
+		if m, err := DecodeOpaque(s); err == nil {
+			enc, err := EncodeOpaque(m)
+			if err != nil {
+				t.Fatalf("decoded %v does not encode: %v", m, err)
+			}
+			if again, err := DecodeOpaque(enc); err != nil || !reflect.DeepEqual(again, m) {
+				t.Fatalf("round trip of %v: %v, %v", m, again, err)
 			}
 			checkCanonical(t, enc)
 		} else if !errors.Is(err, ErrMalformed) {
