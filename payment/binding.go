@@ -46,7 +46,7 @@ func appendHMACInput(b []byte, c *Challenge) []byte {
 // Binder issues and checks stateless challenge ids with one or more HMAC
 // secrets (draft-httpauth-payment-00 §5.1.2.1.1). The first secret binds
 // new challenges; all of them verify, so the previous secret can be kept
-// until the challenges it bound have expired (§11.2). A Binder is safe for
+// until the challenges it bound have expired (§11.2.2). A Binder is safe for
 // concurrent use; its hot path does not allocate.
 type Binder struct {
 	keys []*binderKey

@@ -13,8 +13,8 @@ import (
 const (
 	// Scheme is the HTTP authentication scheme (draft-httpauth-payment-00 §5).
 	Scheme = "Payment"
-	// MethodLightning is the Lightning payment method
-	// (draft-lightning-charge-00 §4).
+	// MethodLightning is the Lightning payment method, registered by
+	// draft-lightning-charge-00.
 	MethodLightning = "lightning"
 	// IntentCharge is the one-time payment intent (draft-lightning-charge-00).
 	IntentCharge = "charge"

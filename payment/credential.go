@@ -37,7 +37,7 @@ type Credential struct {
 // in any case (RFC 9110 §11.1), and values joined by commas into one line
 // are split again. It returns ErrNoCredential if there is none,
 // ErrMultipleCredentials if there are several (draft-httpauth-payment-00
-// §11: answer 400), and ErrMalformed if the one credential does not parse
+// Appendix B, "Multiple Payment Options": SHOULD answer 400), and ErrMalformed if the one credential does not parse
 // (see ParseCredential) or its value exceeds MaxCredentialLen.
 func ParseAuthorization(values []string) (Credential, error) {
 	token, found := "", 0

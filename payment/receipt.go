@@ -15,6 +15,9 @@ const (
 	RefundSkipped   = "skipped"
 )
 
+// ReceiptHeader is the response header that carries a Receipt.
+const ReceiptHeader = "Payment-Receipt"
+
 // statusSuccess is the only receipt status (draft-httpauth-payment-00 §5.3.1).
 const statusSuccess = "success"
 
