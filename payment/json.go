@@ -62,16 +62,16 @@ func (v *value) get(name string) (*value, bool) {
 // parseJSON parses one JSON text.
 func parseJSON(s string) (value, error) {
 	stack := stackPool.Get().(*[]member)
+	p := jsonParser{s: s, stack: *stack}
 	defer func() {
-		clear((*stack)[:cap(*stack)]) // drop references into s
+		clear(p.stack[:p.used]) // drop references into s
+		if cap(p.stack) <= maxPooledStack {
+			*stack = p.stack[:0]
+		}
 		stackPool.Put(stack)
 	}()
-	p := jsonParser{s: s, stack: *stack}
 	p.space()
 	v, err := p.value()
-	if cap(p.stack) <= maxPooledStack {
-		*stack = p.stack[:0]
-	}
 	if err != nil {
 		return value{}, err
 	}
@@ -94,7 +94,9 @@ type jsonParser struct {
 	depth int
 	// stack holds the members of the objects and arrays being read; each
 	// gets an exactly sized copy when it closes (one allocation each).
+	// used is its high-water mark.
 	stack []member
+	used  int
 }
 
 func (p *jsonParser) fail(what string) error {
@@ -210,7 +212,7 @@ func (p *jsonParser) close(k kind, start, base int) value {
 	if n := len(p.stack) - base; n > 0 {
 		v.members = make([]member, n)
 		copy(v.members, p.stack[base:])
-		clear(p.stack[base:])
+		p.used = max(p.used, len(p.stack))
 		p.stack = p.stack[:base]
 	}
 	return v
