@@ -3,6 +3,9 @@ package l402
 import (
 	"encoding/hex"
 	"strings"
+
+	"github.com/lightningcaddy/caddy-lightning/internal/authparam"
+	"github.com/lightningcaddy/caddy-lightning/internal/errdetail"
 )
 
 const (
@@ -50,7 +53,7 @@ func appendAuthorization(dst []Credential, values []string) ([]Credential, error
 	saw := false
 	for _, v := range values {
 		if len(v) > MaxHeaderLen {
-			if s := trimOWS(v); len(s) > 4 && isL402Scheme(s[:4]) && isOWS(s[4]) {
+			if s := authparam.TrimOWS(v); len(s) > 4 && isL402Scheme(s[:4]) && authparam.IsOWS(s[4]) {
 				saw = true
 			}
 			continue
@@ -63,7 +66,7 @@ func appendAuthorization(dst []Credential, values []string) ([]Credential, error
 	case len(dst) > base:
 		return dst, nil
 	case saw:
-		return nil, errDetail(ErrMalformed, "no well-formed L402 credential")
+		return nil, errdetail.New(ErrMalformed, "no well-formed L402 credential")
 	}
 	return nil, ErrNoCredentials
 }
@@ -80,7 +83,7 @@ func appendValue(dst []Credential, v string, base int) (_ []Credential, saw bool
 		} else {
 			rest = ""
 		}
-		item = trimOWS(item)
+		item = authparam.TrimOWS(item)
 		if item == "" {
 			continue
 		}
@@ -100,14 +103,14 @@ func appendValue(dst []Credential, v string, base int) (_ []Credential, saw bool
 			continue
 		}
 		tok, pre, hasPre := strings.Cut(item, ":")
-		if tok = trimOWS(tok); validToken(tok) && len(dst)-base < MaxCredentials {
+		if tok = authparam.TrimOWS(tok); validToken(tok) && len(dst)-base < MaxCredentials {
 			dst = append(dst, Credential{Token: tok})
 		}
 		if !hasPre {
 			continue
 		}
 		inGroup = false
-		if pre = trimOWS(pre); pre == "" {
+		if pre = authparam.TrimOWS(pre); pre == "" {
 			continue // "<token>:" is a token without preimage
 		}
 		p, ok := parsePreimage(pre)
@@ -127,13 +130,13 @@ func appendValue(dst []Credential, v string, base int) (_ []Credential, saw bool
 // a scheme.
 func cutScheme(item string, inGroup bool) (scheme, rest string, ok bool) {
 	i := 0
-	for i < len(item) && isTchar(item[i]) {
+	for i < len(item) && authparam.IsTchar(item[i]) {
 		i++
 	}
-	if i == 0 || i == len(item) || !isOWS(item[i]) {
+	if i == 0 || i == len(item) || !authparam.IsOWS(item[i]) {
 		return "", "", false
 	}
-	rest = trimOWS(item[i:])
+	rest = authparam.TrimOWS(item[i:])
 	if inGroup && strings.HasPrefix(rest, ":") && !isL402Scheme(item[:i]) {
 		return "", "", false
 	}
@@ -143,15 +146,6 @@ func cutScheme(item string, inGroup bool) (scheme, rest string, ok bool) {
 // isL402Scheme reports whether s is L402 or LSAT in any case.
 func isL402Scheme(s string) bool {
 	return strings.EqualFold(s, "L402") || strings.EqualFold(s, "LSAT")
-}
-
-// isTchar reports whether c may appear in an HTTP token (RFC 9110).
-func isTchar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
 // validToken reports whether t is 1 to MaxTokenLen characters of a base64
@@ -202,7 +196,7 @@ func fromHex(c byte) (byte, bool) {
 // that presents a token and its preimage (lowercase hex).
 func FormatAuthorization(token string, preimage [32]byte) (string, error) {
 	if !validToken(token) {
-		return "", errDetail(ErrMalformed, "token is not base64 or too long")
+		return "", errdetail.New(ErrMalformed, "token is not base64 or too long")
 	}
 	return "L402 " + token + ":" + hex.EncodeToString(preimage[:]), nil
 }
