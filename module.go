@@ -54,6 +54,7 @@ type App struct {
 	tokensErr  error
 
 	paywalls *paywallList // for status
+	uses     *nodeUses    // for the permission check
 }
 
 // paywallList is the paywalls that use the app.
@@ -95,6 +96,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.settled = newSettlements()
 	a.tokensOnce = new(sync.Once)
 	a.paywalls = new(paywallList)
+	a.uses = new(nodeUses)
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("lightning: register metrics: %w", err)
 	}
@@ -129,6 +131,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 // Start implements caddy.App.
 func (a *App) Start() error {
 	a.logger.Info("lightning node configured", zap.String("address", a.LND.address()))
+	go a.checkPermissions(a.ctx)
 	return nil
 }
 

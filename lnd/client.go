@@ -12,7 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lightningcaddy/caddy-lightning/lnd/lndrpc"
@@ -45,10 +45,11 @@ type Config struct {
 type Client struct {
 	conn        *grpc.ClientConn
 	rpc         lndrpc.Client
+	macaroon    []byte
 	callTimeout time.Duration
 
-	mu   sync.Mutex
-	self *nodeIdentity // learned from GetInfo on first need
+	self       atomic.Pointer[nodeIdentity] // learned from GetInfo, or the network from the node's invoices
+	infoDenied atomic.Bool                  // the macaroon may not call GetInfo
 }
 
 // New returns a client for the node in cfg without contacting it.
@@ -92,6 +93,7 @@ func New(cfg Config) (*Client, error) {
 	return &Client{
 		conn:        conn,
 		rpc:         lndrpc.NewClient(conn),
+		macaroon:    cfg.Macaroon,
 		callTimeout: timeout,
 	}, nil
 }

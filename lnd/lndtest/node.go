@@ -81,6 +81,8 @@ type Node struct {
 	stateCh  chan struct{} // closed and replaced when state changes
 	synced   bool
 
+	channels []Channel
+
 	invoices map[[32]byte]*invoice
 	byAdd    []*invoice // index i holds add_index i+1
 	bySettle []*invoice // index i holds settle_index i+1
@@ -139,8 +141,8 @@ func newNode(t testing.TB, opts []Option) (*Node, error) {
 	}
 	macs := make(map[string]string, len(macaroonKinds))
 	files := make(map[string][]byte)
-	for kind := range macaroonKinds {
-		mac, err := newMacaroon(rootKey, kind)
+	for kind, perms := range macaroonKinds {
+		mac, err := newMacaroon(rootKey, perms)
 		if err != nil {
 			return nil, err
 		}
@@ -163,6 +165,7 @@ func newNode(t testing.TB, opts []Option) (*Node, error) {
 		state:    lnrpc.WalletState_SERVER_ACTIVE,
 		stateCh:  make(chan struct{}),
 		synced:   true,
+		channels: append([]Channel(nil), defaultChannels...),
 		invoices: make(map[[32]byte]*invoice),
 		eventsCh: make(chan struct{}),
 		payable:  make(map[[32]byte]*payableInvoice),
