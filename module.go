@@ -40,6 +40,13 @@ type App struct {
 	// other instances: the bound on how long a revocation takes to reach
 	// every instance. Default: 5s.
 	SyncInterval caddy.Duration `json:"sync_interval,omitempty"`
+	// RouteHints says when invoices carry route hints for the node's
+	// private channels, so payers can reach a node whose inbound liquidity
+	// is on private channels (from an LSP): "auto" unless the node's
+	// public channels can receive the amount, "always", or "never". Hints
+	// reveal those channels and their peer to everyone who gets an
+	// invoice. Default: auto.
+	RouteHints string `json:"route_hints,omitempty"`
 
 	client  *lnd.Client
 	poolKey string
@@ -112,6 +119,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("lightning: %w", err)
 	}
+	cfg.RouteHints = lnd.RouteHints(a.RouteHints)
 	a.poolKey = poolKey(cfg)
 	value, _, err := clients.LoadOrNew(a.poolKey, func() (caddy.Destructor, error) {
 		c, err := lnd.New(cfg)
@@ -315,7 +323,7 @@ func isPrintable(s string) bool {
 // hashed so no secret is kept as a map key.
 func poolKey(cfg lnd.Config) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00%x\x00%d", cfg.Address, cfg.TLSCert, cfg.Macaroon, cfg.CallTimeout)
+	fmt.Fprintf(h, "%s\x00%s\x00%x\x00%d\x00%s", cfg.Address, cfg.TLSCert, cfg.Macaroon, cfg.CallTimeout, cfg.RouteHints)
 	return hex.EncodeToString(h.Sum(nil))
 }
 

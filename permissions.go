@@ -61,6 +61,11 @@ func (a *App) configuredUses() []nodeUse {
 			nodeUse{"generateinvoice", []lnd.Permission{lnd.InvoicesWrite}, zapcore.ErrorLevel, "generateinvoice calls fail"},
 			nodeUse{"checkinvoice", []lnd.Permission{lnd.InvoicesRead}, zapcore.ErrorLevel, "checkinvoice calls fail"})
 	}
+	if (paywalls || api) && (a.RouteHints == "" || a.RouteHints == string(lnd.RouteHintsAuto)) {
+		uses = append(uses, nodeUse{"route_hints auto", []lnd.Permission{lnd.OffchainRead}, zapcore.WarnLevel,
+			"it cannot see whether the public channels can receive an invoice's amount, so every invoice " +
+				"carries hints for the node's private channels, if it has any, as with route_hints always"})
+	}
 	if payments {
 		uses = append(uses, nodeUse{"payinvoice and keysend", []lnd.Permission{lnd.OffchainWrite, lnd.OffchainRead, lnd.InfoRead},
 			zapcore.ErrorLevel, "payments fail"})

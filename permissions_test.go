@@ -56,7 +56,7 @@ func TestPermissionCheckAdmin(t *testing.T) {
 		t.Errorf("summary = %s %q %v", summary.Level, summary.Message, summary.ContextMap())
 	}
 	permitted := summary.ContextMap()["permitted"]
-	for _, use := range []string{"paywall", "generateinvoice", "checkinvoice", "payinvoice and keysend", "admin status"} {
+	for _, use := range []string{"paywall", "generateinvoice", "checkinvoice", "route_hints auto", "payinvoice and keysend", "admin status"} {
 		if !strings.Contains(strings.Join(toStrings(permitted), ","), use) {
 			t.Errorf("%q not permitted: %v", use, permitted)
 		}
@@ -72,6 +72,10 @@ func TestPermissionCheckInvoiceMacaroon(t *testing.T) {
 	pay, ok := logLine(logs, "payinvoice and keysend: the lnd macaroon lacks info:read offchain:read offchain:write")
 	if !ok || pay.Level != zapcore.ErrorLevel {
 		t.Errorf("no error for payments in %v", logs)
+	}
+	hints, ok := logLine(logs, "route_hints auto: the lnd macaroon lacks offchain:read")
+	if !ok || hints.Level != zapcore.WarnLevel {
+		t.Errorf("no warning for route hints in %v", logs)
 	}
 	status, ok := logLine(logs, "admin status: the lnd macaroon lacks info:read")
 	if !ok || status.Level != zapcore.WarnLevel {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lightningcaddy/caddy-lightning/lnd/lndrpc"
+	"golang.org/x/sync/singleflight"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
@@ -37,6 +38,9 @@ type Config struct {
 	CallTimeout time.Duration
 	// Observer, if set, hears about every call (for metrics).
 	Observer Observer
+	// RouteHints says when invoices carry route hints for the node's
+	// private channels. Default: RouteHintsAuto.
+	RouteHints RouteHints
 }
 
 // Client talks to one LND node. It is safe for concurrent use. Creating it
@@ -50,6 +54,10 @@ type Client struct {
 
 	self       atomic.Pointer[nodeIdentity] // learned from GetInfo, or the network from the node's invoices
 	infoDenied atomic.Bool                  // the macaroon may not call GetInfo
+
+	hints         RouteHints
+	inbound       atomic.Pointer[inboundView] // for RouteHintsAuto
+	inboundFlight singleflight.Group
 }
 
 // New returns a client for the node in cfg without contacting it.
@@ -63,6 +71,10 @@ func New(cfg Config) (*Client, error) {
 	}
 	if len(cfg.Macaroon) == 0 {
 		return nil, errors.New("lnd: macaroon is required")
+	}
+	hints, err := validRouteHints(cfg.RouteHints)
+	if err != nil {
+		return nil, fmt.Errorf("lnd: %w", err)
 	}
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(credentials.NewClientTLSFromCert(pool, "")),
@@ -94,6 +106,7 @@ func New(cfg Config) (*Client, error) {
 		conn:        conn,
 		rpc:         lndrpc.NewClient(conn),
 		macaroon:    cfg.Macaroon,
+		hints:       hints,
 		callTimeout: timeout,
 	}, nil
 }

@@ -51,7 +51,8 @@ const (
 )
 
 // CreateInvoice asks the node for an invoice of amountSat with memo,
-// payable for expiry (0: the node's default of one hour).
+// payable for expiry (0: the node's default of one hour), with route hints
+// as Config.RouteHints says.
 func (c *Client) CreateInvoice(ctx context.Context, amountSat int64, memo string, expiry time.Duration) (Invoice, error) {
 	if amountSat <= 0 {
 		return Invoice{}, status.Error(codes.InvalidArgument, "amount must be a positive number of satoshis")
@@ -62,9 +63,10 @@ func (c *Client) CreateInvoice(ctx context.Context, amountSat int64, memo string
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	resp, err := c.rpc.AddInvoice(ctx, &lndrpc.Invoice{
-		Value:  amountSat,
-		Memo:   memo,
-		Expiry: int64(expiry / time.Second),
+		Value:   amountSat,
+		Memo:    memo,
+		Expiry:  int64(expiry / time.Second),
+		Private: c.routeHints(ctx, amountSat),
 	})
 	if err != nil {
 		return Invoice{}, nodeError("add invoice", err)
