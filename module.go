@@ -248,7 +248,7 @@ func (c *LNDConfig) address() string {
 
 // clientConfig resolves placeholders, files and encodings.
 func (c *LNDConfig) clientConfig(repl *caddy.Replacer) (lnd.Config, error) {
-	cert, err := loadCert(repl.ReplaceAll(c.TLSCert, ""))
+	cert, certFile, err := loadCert(repl.ReplaceAll(c.TLSCert, ""))
 	if err != nil {
 		return lnd.Config{}, fmt.Errorf("lnd tls_cert: %w", err)
 	}
@@ -259,32 +259,34 @@ func (c *LNDConfig) clientConfig(repl *caddy.Replacer) (lnd.Config, error) {
 	return lnd.Config{
 		Address:     repl.ReplaceAll(c.address(), ""),
 		TLSCert:     cert,
+		TLSCertFile: certFile,
 		Macaroon:    mac,
 		CallTimeout: time.Duration(c.Timeout),
 		Observer:    observeNodeCall,
 	}, nil
 }
 
-// loadCert accepts inline PEM, hex of PEM or DER, or a file path.
-func loadCert(value string) ([]byte, error) {
+// loadCert accepts inline PEM, hex of PEM or DER, or a file path, which it
+// returns too (the client reads the file again when it redials).
+func loadCert(value string) (cert []byte, file string, err error) {
 	value = strings.TrimSpace(value)
 	switch {
 	case value == "":
-		return nil, errors.New("required: a file path, PEM, or hex")
+		return nil, "", errors.New("required: a file path, PEM, or hex")
 	case strings.HasPrefix(value, "-----BEGIN"):
-		return []byte(value), nil
+		return []byte(value), "", nil
 	}
 	if raw, err := hex.DecodeString(value); err == nil {
 		if strings.HasPrefix(string(raw), "-----BEGIN") {
-			return raw, nil
+			return raw, "", nil
 		}
-		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: raw}), nil
+		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: raw}), "", nil
 	}
 	data, err := os.ReadFile(value)
 	if err != nil {
-		return nil, fmt.Errorf("not PEM or hex, and not a readable file: %w", err)
+		return nil, "", fmt.Errorf("not PEM or hex, and not a readable file: %w", err)
 	}
-	return data, nil
+	return data, value, nil
 }
 
 // loadMacaroon accepts hex, a file path, or the raw bytes a {file.X}

@@ -8,7 +8,6 @@ package lnd
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -19,7 +18,6 @@ import (
 	"golang.org/x/sync/singleflight"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/credentials"
 )
 
 // DefaultCallTimeout bounds every node call whose context has no deadline.
@@ -31,6 +29,11 @@ type Config struct {
 	Address string
 	// TLSCert is the node's TLS certificate (PEM).
 	TLSCert []byte
+	// TLSCertFile, if set, is the file TLSCert was read from (lnd's
+	// tls.cert): it is read again at every dial, so a renewed certificate
+	// is used once lnd restarts with it. TLSCert is used while the file
+	// cannot be read.
+	TLSCertFile string
 	// Macaroon is the binary macaroon sent with every call.
 	Macaroon []byte
 	// CallTimeout bounds each call without a deadline of its own.
@@ -65,9 +68,14 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Address == "" {
 		return nil, errors.New("lnd: address is required")
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(cfg.TLSCert) {
-		return nil, errors.New("lnd: tls_cert holds no PEM certificate")
+	tlsCreds, err := trustPEM(cfg.TLSCert)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.TLSCertFile != "" {
+		if tlsCreds, err = newCertFileCredentials(cfg.TLSCertFile, cfg.TLSCert); err != nil {
+			return nil, err
+		}
 	}
 	if len(cfg.Macaroon) == 0 {
 		return nil, errors.New("lnd: macaroon is required")
@@ -77,7 +85,7 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("lnd: %w", err)
 	}
 	opts := []grpc.DialOption{
-		grpc.WithTransportCredentials(credentials.NewClientTLSFromCert(pool, "")),
+		grpc.WithTransportCredentials(tlsCreds),
 		grpc.WithPerRPCCredentials(macaroonCredential(hex.EncodeToString(cfg.Macaroon))),
 		// A restarted node should be found again within seconds, not
 		// after gRPC's default two-minute backoff.

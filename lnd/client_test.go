@@ -363,3 +363,39 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A renewed tls.cert at the same path is used on the next dial: the node
+// restarts with a new certificate and the client reconnects without being
+// recreated. A client given only the certificate's bytes cannot.
+func TestTLSCertRotation(t *testing.T) {
+	node := lndtest.Start(t)
+	mac, err := hex.DecodeString(node.MacaroonHex())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotating, err := lnd.New(lnd.Config{Address: node.Addr(), TLSCert: node.TLSCertPEM(), TLSCertFile: node.TLSCertPath(), Macaroon: mac})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rotating.Close()
+	fixed := newClient(t, node, 0)
+	for _, c := range []*lnd.Client{rotating, fixed} {
+		if _, err := c.Info(ctx(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	node.Stop()
+	if err := node.RotateTLSCert(); err != nil {
+		t.Fatal(err)
+	}
+	if err := node.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		_, err := rotating.Info(ctx(t))
+		return err == nil
+	})
+	_, err = fixed.Info(ctx(t))
+	wantCode(t, err, codes.Unavailable, "certificate")
+}
