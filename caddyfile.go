@@ -29,6 +29,7 @@ func init() {
 //				timeout  <duration>
 //			}
 //			sync_interval <duration>
+//			route_hints   auto|always|never
 //		}
 //	}
 func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
@@ -68,6 +69,18 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			a.SyncInterval = interval
+		case "route_hints":
+			if a.RouteHints != "" {
+				return d.Err("route_hints may be given only once")
+			}
+			if !d.AllArgs(&a.RouteHints) {
+				return d.ArgErr()
+			}
+			switch a.RouteHints {
+			case "auto", "always", "never":
+			default:
+				return d.Errf("route_hints: %q is not auto, always or never", a.RouteHints)
+			}
 		default:
 			return d.Errf("unrecognized lightning option '%s'", d.Val())
 		}
