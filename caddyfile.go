@@ -29,6 +29,7 @@ func init() {
 //				timeout  <duration>
 //			}
 //			sync_interval      <duration>
+//			route_hints        auto|always|never
 //			client_ipv6_prefix <bits>
 //		}
 //	}
@@ -82,6 +83,18 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("client_ipv6_prefix: %q is not a number of bits from 1 to 128", value)
 			}
 			a.ClientIPv6Prefix = bits
+		case "route_hints":
+			if a.RouteHints != "" {
+				return d.Err("route_hints may be given only once")
+			}
+			if !d.AllArgs(&a.RouteHints) {
+				return d.ArgErr()
+			}
+			switch a.RouteHints {
+			case "auto", "always", "never":
+			default:
+				return d.Errf("route_hints: %q is not auto, always or never", a.RouteHints)
+			}
 		default:
 			return d.Errf("unrecognized lightning option '%s'", d.Val())
 		}

@@ -209,14 +209,14 @@ func FuzzLoadCredentials(f *testing.F) {
 		if !fuzzSafePath(strings.TrimSpace(value)) {
 			t.Skip("not a small regular file")
 		}
-		cert, err := loadCert(value)
+		cert, _, err := loadCert(value)
 		if err == nil && len(cert) == 0 {
 			t.Fatalf("loadCert(%q) returned nothing without an error", value)
 		}
 		if err != nil && err.Error() == "" {
 			t.Fatalf("loadCert(%q): empty error", value)
 		}
-		again, err2 := loadCert(value)
+		again, _, err2 := loadCert(value)
 		if !bytes.Equal(cert, again) || (err == nil) != (err2 == nil) {
 			t.Fatalf("loadCert(%q) is not deterministic", value)
 		}

@@ -119,6 +119,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		logger:         h.logger,
 	}
 	h.rest = h.api.restMethods()
+	app.useAPI(h.MaxPayment > 0)
 	// The gRPC server has no listener of its own: it serves through
 	// ServeHTTP, and is never stopped, so calls still in flight on an old
 	// config when Caddy reloads finish normally.

@@ -44,6 +44,13 @@ type App struct {
 	// other instances: the bound on how long a revocation takes to reach
 	// every instance. Default: 5s.
 	SyncInterval caddy.Duration `json:"sync_interval,omitempty"`
+	// RouteHints says when invoices carry route hints for the node's
+	// private channels, so payers can reach a node whose inbound liquidity
+	// is on private channels (from an LSP): "auto" unless the node's
+	// public channels can receive the amount, "always", or "never". Hints
+	// reveal those channels and their peer to everyone who gets an
+	// invoice. Default: auto.
+	RouteHints string `json:"route_hints,omitempty"`
 	// ClientIPv6Prefix is how many leading bits of an IPv6 address the
 	// per-client rate limits count as one client (IPv4 addresses count
 	// one by one). Default: 64.
@@ -63,6 +70,7 @@ type App struct {
 	followDone chan struct{}
 
 	paywalls *paywallList // for status
+	uses     *nodeUses    // for the permission check
 }
 
 // paywallList is the paywalls that use the app.
@@ -103,6 +111,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	a.ctx = ctx
 	a.paywalls = new(paywallList)
+	a.uses = new(nodeUses)
 	a.tokens = newTokenStore(ctx.Storage(), a.logger)
 	if a.ClientIPv6Prefix == 0 {
 		a.ClientIPv6Prefix = defaultIPv6Prefix
@@ -122,6 +131,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("lightning: %w", err)
 	}
+	cfg.RouteHints = lnd.RouteHints(a.RouteHints)
 	key := poolKey(cfg)
 	value, _, err := clients.LoadOrNew(key, func() (caddy.Destructor, error) {
 		c, err := lnd.New(cfg)
@@ -181,6 +191,7 @@ func (a *App) Start() error {
 	a.feed.start(a)
 	a.started = true
 	a.logger.Info("lightning node configured", zap.String("address", a.LND.address()))
+	go a.checkPermissions(a.ctx)
 	return nil
 }
 
@@ -267,7 +278,7 @@ func (c *LNDConfig) address() string {
 
 // clientConfig resolves placeholders, files and encodings.
 func (c *LNDConfig) clientConfig(repl *caddy.Replacer) (lnd.Config, error) {
-	cert, err := loadCert(repl.ReplaceAll(c.TLSCert, ""))
+	cert, certFile, err := loadCert(repl.ReplaceAll(c.TLSCert, ""))
 	if err != nil {
 		return lnd.Config{}, fmt.Errorf("lnd tls_cert: %w", err)
 	}
@@ -278,32 +289,34 @@ func (c *LNDConfig) clientConfig(repl *caddy.Replacer) (lnd.Config, error) {
 	return lnd.Config{
 		Address:     repl.ReplaceAll(c.address(), ""),
 		TLSCert:     cert,
+		TLSCertFile: certFile,
 		Macaroon:    mac,
 		CallTimeout: time.Duration(c.Timeout),
 		Observer:    observeNodeCall,
 	}, nil
 }
 
-// loadCert accepts inline PEM, hex of PEM or DER, or a file path.
-func loadCert(value string) ([]byte, error) {
+// loadCert accepts inline PEM, hex of PEM or DER, or a file path, which it
+// returns too (the client reads the file again when it redials).
+func loadCert(value string) (cert []byte, file string, err error) {
 	value = strings.TrimSpace(value)
 	switch {
 	case value == "":
-		return nil, errors.New("required: a file path, PEM, or hex")
+		return nil, "", errors.New("required: a file path, PEM, or hex")
 	case strings.HasPrefix(value, "-----BEGIN"):
-		return []byte(value), nil
+		return []byte(value), "", nil
 	}
 	if raw, err := hex.DecodeString(value); err == nil {
 		if strings.HasPrefix(string(raw), "-----BEGIN") {
-			return raw, nil
+			return raw, "", nil
 		}
-		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: raw}), nil
+		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: raw}), "", nil
 	}
 	data, err := os.ReadFile(value)
 	if err != nil {
-		return nil, fmt.Errorf("not PEM or hex, and not a readable file: %w", err)
+		return nil, "", fmt.Errorf("not PEM or hex, and not a readable file: %w", err)
 	}
-	return data, nil
+	return data, value, nil
 }
 
 // loadMacaroon accepts hex, a file path, or the raw bytes a {file.X}
@@ -342,7 +355,7 @@ func isPrintable(s string) bool {
 // hashed so no secret is kept as a map key.
 func poolKey(cfg lnd.Config) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00%x\x00%d", cfg.Address, cfg.TLSCert, cfg.Macaroon, cfg.CallTimeout)
+	fmt.Fprintf(h, "%s\x00%s\x00%x\x00%d\x00%s", cfg.Address, cfg.TLSCert, cfg.Macaroon, cfg.CallTimeout, cfg.RouteHints)
 	return hex.EncodeToString(h.Sum(nil))
 }
 

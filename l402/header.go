@@ -3,6 +3,9 @@ package l402
 import (
 	"encoding/hex"
 	"strings"
+
+	"github.com/lightningcaddy/caddy-lightning/internal/authparam"
+	"github.com/lightningcaddy/caddy-lightning/internal/errdetail"
 )
 
 const (
@@ -50,7 +53,7 @@ func appendAuthorization(dst []Credential, values []string) ([]Credential, error
 	saw := false
 	for _, v := range values {
 		if len(v) > MaxHeaderLen {
-			if s := trimOWS(v); len(s) > 4 && isL402Scheme(s[:4]) && isOWS(s[4]) {
+			if s := authparam.TrimOWS(v); len(s) > 4 && isL402Scheme(s[:4]) && authparam.IsOWS(s[4]) {
 				saw = true
 			}
 			continue
@@ -63,7 +66,7 @@ func appendAuthorization(dst []Credential, values []string) ([]Credential, error
 	case len(dst) > base:
 		return dst, nil
 	case saw:
-		return nil, errDetail(ErrMalformed, "no well-formed L402 credential")
+		return nil, errdetail.New(ErrMalformed, "no well-formed L402 credential")
 	}
 	return nil, ErrNoCredentials
 }
@@ -86,13 +89,13 @@ func appendValue(dst []Credential, v string, base int) (_ []Credential, saw bool
 			}
 		}
 		tok, pre, hasPre := strings.Cut(item, ":")
-		if tok = trimOWS(tok); validToken(tok) && len(dst)-base < MaxCredentials {
+		if tok = authparam.TrimOWS(tok); validToken(tok) && len(dst)-base < MaxCredentials {
 			dst = append(dst, Credential{Token: tok})
 		}
 		if !hasPre {
 			continue
 		}
-		if pre = trimOWS(pre); pre == "" {
+		if pre = authparam.TrimOWS(pre); pre == "" {
 			continue // "<token>:" is a token without preimage
 		}
 		p, ok := parsePreimage(pre)
@@ -135,7 +138,7 @@ func (s *itemScanner) next() (raw, item string, kind itemKind) {
 		} else {
 			s.rest = ""
 		}
-		item = trimOWS(raw)
+		item = authparam.TrimOWS(raw)
 		if item == "" {
 			continue
 		}
@@ -194,7 +197,7 @@ func StripAuthorization(v string) string {
 			items = append(items, raw)
 		}
 	}
-	return trimOWS(strings.Join(items, ","))
+	return authparam.TrimOWS(strings.Join(items, ","))
 }
 
 // cutScheme splits "<scheme> <rest>" where scheme is an RFC 9110 token. In
@@ -202,13 +205,13 @@ func StripAuthorization(v string) string {
 // a scheme.
 func cutScheme(item string, inGroup bool) (scheme, rest string, ok bool) {
 	i := 0
-	for i < len(item) && isTchar(item[i]) {
+	for i < len(item) && authparam.IsTchar(item[i]) {
 		i++
 	}
-	if i == 0 || i == len(item) || !isOWS(item[i]) {
+	if i == 0 || i == len(item) || !authparam.IsOWS(item[i]) {
 		return "", "", false
 	}
-	rest = trimOWS(item[i:])
+	rest = authparam.TrimOWS(item[i:])
 	if inGroup && strings.HasPrefix(rest, ":") && !isL402Scheme(item[:i]) {
 		return "", "", false
 	}
@@ -218,15 +221,6 @@ func cutScheme(item string, inGroup bool) (scheme, rest string, ok bool) {
 // isL402Scheme reports whether s is L402 or LSAT in any case.
 func isL402Scheme(s string) bool {
 	return strings.EqualFold(s, "L402") || strings.EqualFold(s, "LSAT")
-}
-
-// isTchar reports whether c may appear in an HTTP token (RFC 9110).
-func isTchar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
 // validToken reports whether t is 1 to MaxTokenLen characters of a base64
@@ -277,7 +271,7 @@ func fromHex(c byte) (byte, bool) {
 // that presents a token and its preimage (lowercase hex).
 func FormatAuthorization(token string, preimage [32]byte) (string, error) {
 	if !validToken(token) {
-		return "", errDetail(ErrMalformed, "token is not base64 or too long")
+		return "", errdetail.New(ErrMalformed, "token is not base64 or too long")
 	}
 	return "L402 " + token + ":" + hex.EncodeToString(preimage[:]), nil
 }

@@ -11,6 +11,8 @@ import (
 	"strconv"
 
 	"gopkg.in/macaroon.v2"
+
+	"github.com/lightningcaddy/caddy-lightning/internal/errdetail"
 )
 
 // RootKeySize is the size of a root key.
@@ -127,7 +129,7 @@ func (k *Keyring) Mint(paymentHash [32]byte, caveats ...Caveat) (string, Identif
 		return "", Identifier{}, err
 	}
 	if len(caveats) > MaxCaveats {
-		return "", Identifier{}, errDetail(ErrInvalidCaveat, "more than "+strconv.Itoa(MaxCaveats)+" caveats")
+		return "", Identifier{}, errdetail.New(ErrInvalidCaveat, "more than "+strconv.Itoa(MaxCaveats)+" caveats")
 	}
 	for _, c := range caveats {
 		if err := validateCaveat(c); err != nil {
@@ -142,7 +144,7 @@ func (k *Keyring) Mint(paymentHash [32]byte, caveats ...Caveat) (string, Identif
 		return "", Identifier{}, err
 	}
 	if base64.StdEncoding.EncodedLen(len(b)) > MaxTokenLen {
-		return "", Identifier{}, errDetail(ErrInvalidCaveat, "caveats make the token longer than MaxTokenLen")
+		return "", Identifier{}, errdetail.New(ErrInvalidCaveat, "caveats make the token longer than MaxTokenLen")
 	}
 	return base64.StdEncoding.EncodeToString(b), id, nil
 }

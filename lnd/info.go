@@ -4,7 +4,7 @@ import (
 	"context"
 
 	"github.com/btcsuite/btcd/chaincfg"
-	"github.com/lightningnetwork/lnd/lnrpc"
+	"github.com/lightningcaddy/caddy-lightning/lnd/lndrpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -28,8 +28,11 @@ type Info struct {
 func (c *Client) Info(ctx context.Context) (Info, error) {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	resp, err := c.lightning.GetInfo(ctx, &lnrpc.GetInfoRequest{})
+	resp, err := c.rpc.GetInfo(ctx, &lndrpc.GetInfoRequest{})
 	if err != nil {
+		if isPermissionDenied(err) {
+			c.infoDenied.Store(true)
+		}
 		return Info{}, nodeError("get node info", err)
 	}
 	info := Info{
@@ -49,11 +52,11 @@ func (c *Client) Info(ctx context.Context) (Info, error) {
 func (c *Client) Ready(ctx context.Context) error {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	resp, err := c.state.GetState(ctx, &lnrpc.GetStateRequest{})
+	resp, err := c.rpc.GetState(ctx, &lndrpc.GetStateRequest{})
 	if err != nil {
 		return nodeError("get node state", err)
 	}
-	if resp.State != lnrpc.WalletState_SERVER_ACTIVE {
+	if resp.State != lndrpc.WalletState_SERVER_ACTIVE {
 		return status.Errorf(codes.Unavailable, "node is not ready: %s", resp.State)
 	}
 	return nil
@@ -75,17 +78,15 @@ var networkOrder = []string{"mainnet", "testnet", "testnet4", "signet", "regtest
 
 // nodeIdentity is what never changes about a node: learned once.
 type nodeIdentity struct {
-	pubkey  string
+	pubkey  string // "" if only the network is known
 	network *chaincfg.Params
 }
 
 // identity returns the node's public key and network, asking the node
-// once.
+// (GetInfo, info:read) the first time.
 func (c *Client) identity(ctx context.Context) (*nodeIdentity, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.self != nil {
-		return c.self, nil
+	if self := c.self.Load(); self != nil && self.pubkey != "" {
+		return self, nil
 	}
 	info, err := c.Info(ctx)
 	if err != nil {
@@ -95,8 +96,41 @@ func (c *Client) identity(ctx context.Context) (*nodeIdentity, error) {
 	if !ok {
 		return nil, status.Errorf(codes.Internal, "node reports unknown network %q", info.Network)
 	}
-	c.self = &nodeIdentity{pubkey: info.Pubkey, network: params}
-	return c.self, nil
+	self := &nodeIdentity{pubkey: info.Pubkey, network: params}
+	c.self.Store(self)
+	return self, nil
+}
+
+// network returns the node's network: learned from GetInfo or from an
+// invoice the node made, or nil if neither is known yet and the macaroon
+// may not call GetInfo (lnd's invoice.macaroon, say).
+func (c *Client) network(ctx context.Context) (*chaincfg.Params, error) {
+	if self := c.self.Load(); self != nil {
+		return self.network, nil
+	}
+	if c.infoDenied.Load() {
+		return nil, nil
+	}
+	self, err := c.identity(ctx)
+	switch {
+	case err == nil:
+		return self.network, nil
+	case c.infoDenied.Load():
+		return nil, nil
+	default:
+		return nil, err
+	}
+}
+
+// learnNetwork notes the network of an invoice the node made, for when
+// the macaroon may not call GetInfo.
+func (c *Client) learnNetwork(paymentRequest string) {
+	if c.self.Load() != nil {
+		return
+	}
+	if name := invoiceNetwork(paymentRequest, nil); name != "" {
+		c.self.CompareAndSwap(nil, &nodeIdentity{network: networks[name]})
+	}
 }
 
 // networkName returns LND's name for params.

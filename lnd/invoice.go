@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/chaincfg"
-	"github.com/lightningnetwork/lnd/lnrpc"
+	"github.com/lightningcaddy/caddy-lightning/lnd/lndrpc"
 	"github.com/lightningnetwork/lnd/zpay32"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -51,7 +51,8 @@ const (
 )
 
 // CreateInvoice asks the node for an invoice of amountSat with memo,
-// payable for expiry (0: the node's default of one hour).
+// payable for expiry (0: the node's default of one hour), with route hints
+// as Config.RouteHints says.
 func (c *Client) CreateInvoice(ctx context.Context, amountSat int64, memo string, expiry time.Duration) (Invoice, error) {
 	if amountSat <= 0 {
 		return Invoice{}, status.Error(codes.InvalidArgument, "amount must be a positive number of satoshis")
@@ -61,10 +62,11 @@ func (c *Client) CreateInvoice(ctx context.Context, amountSat int64, memo string
 	}
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	resp, err := c.lightning.AddInvoice(ctx, &lnrpc.Invoice{
-		Value:  amountSat,
-		Memo:   memo,
-		Expiry: int64(expiry / time.Second),
+	resp, err := c.rpc.AddInvoice(ctx, &lndrpc.Invoice{
+		Value:   amountSat,
+		Memo:    memo,
+		Expiry:  int64(expiry / time.Second),
+		Private: c.routeHints(ctx, amountSat),
 	})
 	if err != nil {
 		return Invoice{}, nodeError("add invoice", err)
@@ -78,6 +80,7 @@ func (c *Client) CreateInvoice(ctx context.Context, amountSat int64, memo string
 	if copy(inv.PaymentHash[:], resp.RHash) != len(inv.PaymentHash) {
 		return Invoice{}, status.Errorf(codes.Internal, "node returned a %d-byte payment hash", len(resp.RHash))
 	}
+	c.learnNetwork(resp.PaymentRequest)
 	return inv, nil
 }
 
@@ -89,24 +92,29 @@ func expiryOrDefault(expiry time.Duration) time.Duration {
 }
 
 // DecodeInvoice parses a BOLT 11 invoice and checks that it is for the
-// node's network. It contacts the node only the first time, to learn its
-// network.
+// node's network. The network comes from GetInfo (asked once) or, when the
+// macaroon may not call GetInfo, from the invoices the node made; until
+// one is seen, the invoice is decoded for the network it names, and a
+// lookup on the node is what tells whether it is the node's.
 func (c *Client) DecodeInvoice(ctx context.Context, invoice string) (Invoice, error) {
-	self, err := c.identity(ctx)
+	params, err := c.network(ctx)
 	if err != nil {
 		return Invoice{}, err
 	}
-	return DecodeInvoice(invoice, self.network)
+	if inv := trimInvoice(invoice); params == nil && len(inv) <= maxInvoiceLen {
+		params = networks[invoiceNetwork(inv, nil)]
+	}
+	if params == nil {
+		params = &chaincfg.MainNetParams // the error will say what is wrong
+	}
+	return DecodeInvoice(invoice, params)
 }
 
 // DecodeInvoice parses a BOLT 11 invoice for the network params. Errors have
 // code InvalidArgument and say what is wrong, including which network an
 // invoice for another network is for.
 func DecodeInvoice(invoice string, params *chaincfg.Params) (Invoice, error) {
-	invoice = strings.TrimSpace(invoice)
-	if len(invoice) > 10 && strings.EqualFold(invoice[:10], "lightning:") {
-		invoice = invoice[10:]
-	}
+	invoice = trimInvoice(invoice)
 	if invoice == "" {
 		return Invoice{}, status.Error(codes.InvalidArgument, "invoice is required")
 	}
@@ -141,12 +149,21 @@ func DecodeInvoice(invoice string, params *chaincfg.Params) (Invoice, error) {
 	return inv, nil
 }
 
-// invoiceNetwork names the network, other than params, that invoice
-// decodes for, or "" if none does.
+// trimInvoice removes spaces around an invoice and a "lightning:" prefix.
+func trimInvoice(invoice string) string {
+	invoice = strings.TrimSpace(invoice)
+	if len(invoice) > 10 && strings.EqualFold(invoice[:10], "lightning:") {
+		return invoice[10:]
+	}
+	return invoice
+}
+
+// invoiceNetwork names the network, other than params (nil: any), that
+// invoice decodes for, or "" if none does.
 func invoiceNetwork(invoice string, params *chaincfg.Params) string {
 	for _, name := range networkOrder {
 		other := networks[name]
-		if other == params || other.Bech32HRPSegwit == params.Bech32HRPSegwit {
+		if params != nil && (other == params || other.Bech32HRPSegwit == params.Bech32HRPSegwit) {
 			continue
 		}
 		if _, err := zpay32.Decode(invoice, other); err == nil {
@@ -172,22 +189,23 @@ type InvoiceStatus struct {
 func (c *Client) LookupInvoice(ctx context.Context, paymentHash [32]byte) (InvoiceStatus, error) {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	resp, err := c.lightning.LookupInvoice(ctx, &lnrpc.PaymentHash{RHash: paymentHash[:]})
+	resp, err := c.rpc.LookupInvoice(ctx, &lndrpc.PaymentHash{RHash: paymentHash[:]})
 	if err != nil {
 		if status.Code(err) == codes.NotFound {
 			return InvoiceStatus{}, status.Error(codes.NotFound, "no invoice with this payment hash on the node")
 		}
 		return InvoiceStatus{}, nodeError("lookup invoice", err)
 	}
+	c.learnNetwork(resp.PaymentRequest)
 	var st InvoiceStatus
 	switch resp.State {
-	case lnrpc.Invoice_SETTLED:
+	case lndrpc.Invoice_SETTLED:
 		st.State = InvoiceSettled
 		st.AmountPaidSat = resp.AmtPaidSat
 		copy(st.Preimage[:], resp.RPreimage)
-	case lnrpc.Invoice_CANCELED:
+	case lndrpc.Invoice_CANCELED:
 		st.State = InvoiceCanceled
-	case lnrpc.Invoice_ACCEPTED:
+	case lndrpc.Invoice_ACCEPTED:
 		st.State = InvoiceAccepted
 	default:
 		st.State = InvoiceOpen

@@ -11,8 +11,7 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
-	"github.com/lightningnetwork/lnd/lnrpc"
-	"github.com/lightningnetwork/lnd/lnrpc/routerrpc"
+	"github.com/lightningcaddy/caddy-lightning/lnd/lndrpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -57,7 +56,7 @@ func (c *Client) PayInvoice(ctx context.Context, inv Invoice, opts PaymentOption
 	if !inv.ExpiresAt.IsZero() && now().After(inv.ExpiresAt) {
 		return Payment{}, status.Errorf(codes.FailedPrecondition, "invoice expired at %s", inv.ExpiresAt.UTC().Format(time.RFC3339))
 	}
-	req := &routerrpc.SendPaymentRequest{PaymentRequest: inv.PaymentRequest}
+	req := &lndrpc.SendPaymentRequest{PaymentRequest: inv.PaymentRequest}
 	return c.send(ctx, req, inv.PaymentHash, opts)
 }
 
@@ -82,7 +81,7 @@ func (c *Client) Keysend(ctx context.Context, dest string, amountSat int64, opts
 		return Payment{}, status.Errorf(codes.Internal, "generate keysend preimage: %v", err)
 	}
 	hash := sha256.Sum256(preimage[:])
-	req := &routerrpc.SendPaymentRequest{
+	req := &lndrpc.SendPaymentRequest{
 		Dest:              destKey,
 		Amt:               amountSat,
 		PaymentHash:       hash[:],
@@ -105,7 +104,7 @@ func (c *Client) notSelf(ctx context.Context, payee string) error {
 
 // send runs SendPaymentV2 to its final state, falling back to the existing
 // payment when the node says this hash was paid or is being paid.
-func (c *Client) send(ctx context.Context, req *routerrpc.SendPaymentRequest, hash [32]byte, opts PaymentOptions) (Payment, error) {
+func (c *Client) send(ctx context.Context, req *lndrpc.SendPaymentRequest, hash [32]byte, opts PaymentOptions) (Payment, error) {
 	if opts.FeeLimitSat <= 0 {
 		return Payment{}, status.Error(codes.InvalidArgument, "a fee limit is required")
 	}
@@ -120,7 +119,7 @@ func (c *Client) send(ctx context.Context, req *routerrpc.SendPaymentRequest, ha
 	// The node gives up on its own after timeout; allow it time to say so.
 	ctx, cancel := context.WithTimeout(ctx, timeout+c.callTimeout)
 	defer cancel()
-	stream, err := c.router.SendPaymentV2(ctx, req)
+	stream, err := c.rpc.SendPaymentV2(ctx, req)
 	if err != nil {
 		return Payment{}, nodeError("send payment", err)
 	}
@@ -141,7 +140,7 @@ func (c *Client) send(ctx context.Context, req *routerrpc.SendPaymentRequest, ha
 
 // trackPayment waits for the final state of the node's payment to hash.
 func (c *Client) trackPayment(ctx context.Context, hash [32]byte) (Payment, error) {
-	stream, err := c.router.TrackPaymentV2(ctx, &routerrpc.TrackPaymentRequest{
+	stream, err := c.rpc.TrackPaymentV2(ctx, &lndrpc.TrackPaymentRequest{
 		PaymentHash:       hash[:],
 		NoInflightUpdates: true,
 	})
@@ -159,11 +158,11 @@ func (c *Client) trackPayment(ctx context.Context, hash [32]byte) (Payment, erro
 
 // paymentStream is what SendPaymentV2 and TrackPaymentV2 return.
 type paymentStream interface {
-	Recv() (*lnrpc.Payment, error)
+	Recv() (*lndrpc.Payment, error)
 }
 
 // finalPayment reads updates until the payment succeeds or fails.
-func finalPayment(stream paymentStream) (*lnrpc.Payment, error) {
+func finalPayment(stream paymentStream) (*lndrpc.Payment, error) {
 	for {
 		pay, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -173,7 +172,7 @@ func finalPayment(stream paymentStream) (*lnrpc.Payment, error) {
 			return nil, err
 		}
 		switch pay.Status {
-		case lnrpc.Payment_SUCCEEDED, lnrpc.Payment_FAILED:
+		case lndrpc.Payment_SUCCEEDED, lndrpc.Payment_FAILED:
 			return pay, nil
 		}
 	}
@@ -181,8 +180,8 @@ func finalPayment(stream paymentStream) (*lnrpc.Payment, error) {
 
 // paymentResult turns a final payment into a Payment or an error whose code
 // says why it failed.
-func paymentResult(pay *lnrpc.Payment) (Payment, error) {
-	if pay.Status == lnrpc.Payment_FAILED {
+func paymentResult(pay *lndrpc.Payment) (Payment, error) {
+	if pay.Status == lndrpc.Payment_FAILED {
 		return Payment{}, failureError(pay.FailureReason)
 	}
 	var p Payment
@@ -203,17 +202,17 @@ func paymentResult(pay *lnrpc.Payment) (Payment, error) {
 }
 
 // failureError maps LND's failure reasons to status errors.
-func failureError(reason lnrpc.PaymentFailureReason) error {
+func failureError(reason lndrpc.PaymentFailureReason) error {
 	switch reason {
-	case lnrpc.PaymentFailureReason_FAILURE_REASON_TIMEOUT:
+	case lndrpc.PaymentFailureReason_FAILURE_REASON_TIMEOUT:
 		return status.Error(codes.DeadlineExceeded, "payment failed: no route found before the payment timeout")
-	case lnrpc.PaymentFailureReason_FAILURE_REASON_NO_ROUTE:
+	case lndrpc.PaymentFailureReason_FAILURE_REASON_NO_ROUTE:
 		return status.Error(codes.FailedPrecondition, "payment failed: no route to the destination within the fee limit")
-	case lnrpc.PaymentFailureReason_FAILURE_REASON_INSUFFICIENT_BALANCE:
+	case lndrpc.PaymentFailureReason_FAILURE_REASON_INSUFFICIENT_BALANCE:
 		return status.Error(codes.FailedPrecondition, "payment failed: insufficient outbound balance")
-	case lnrpc.PaymentFailureReason_FAILURE_REASON_INCORRECT_PAYMENT_DETAILS:
+	case lndrpc.PaymentFailureReason_FAILURE_REASON_INCORRECT_PAYMENT_DETAILS:
 		return status.Error(codes.InvalidArgument, "payment failed: the destination rejected the payment details (unknown or expired invoice, wrong amount)")
-	case lnrpc.PaymentFailureReason_FAILURE_REASON_CANCELED:
+	case lndrpc.PaymentFailureReason_FAILURE_REASON_CANCELED:
 		return status.Error(codes.Aborted, "payment failed: canceled")
 	default:
 		return status.Errorf(codes.Unknown, "payment failed: %s", reason)

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/lightningnetwork/lnd/lnrpc"
+	"github.com/lightningcaddy/caddy-lightning/lnd/lndrpc"
 )
 
 // Settlement is an invoice of the node that was paid.
@@ -50,7 +50,7 @@ func (c *Client) SubscribeSettlements(ctx context.Context, fn func(Settlement), 
 
 // streamSettlements runs one SubscribeInvoices stream until it breaks.
 func (c *Client) streamSettlements(ctx context.Context, lastIndex *uint64, fn func(Settlement)) error {
-	stream, err := c.lightning.SubscribeInvoices(ctx, &lnrpc.InvoiceSubscription{SettleIndex: *lastIndex})
+	stream, err := c.rpc.SubscribeInvoices(ctx, &lndrpc.InvoiceSubscription{SettleIndex: *lastIndex})
 	if err != nil {
 		return fmt.Errorf("subscribe invoices: %w", err)
 	}
@@ -59,7 +59,7 @@ func (c *Client) streamSettlements(ctx context.Context, lastIndex *uint64, fn fu
 		if err != nil {
 			return fmt.Errorf("invoice stream: %w", err)
 		}
-		if inv.State != lnrpc.Invoice_SETTLED || inv.SettleIndex <= *lastIndex {
+		if inv.State != lndrpc.Invoice_SETTLED || inv.SettleIndex <= *lastIndex {
 			continue
 		}
 		s := Settlement{AmountSat: inv.AmtPaidSat, SettleIndex: inv.SettleIndex}
