@@ -72,13 +72,7 @@ func newCookie(r *http.Request, name, value string, maxAge time.Duration) *http.
 // form) in the request's Cookie headers, without parsing the others.
 func cookieValue(h http.Header, name string) (string, bool) {
 	for _, line := range h["Cookie"] {
-		for rest := line; rest != ""; {
-			pair := rest
-			if i := strings.IndexByte(rest, ';'); i >= 0 {
-				pair, rest = rest[:i], rest[i+1:]
-			} else {
-				rest = ""
-			}
+		for pair := range strings.SplitSeq(line, ";") {
 			n, v, ok := strings.Cut(strings.TrimSpace(pair), "=")
 			if ok && (n == name || strings.HasPrefix(n, hostPrefix) && n[len(hostPrefix):] == name) {
 				return strings.TrimSpace(v), true
