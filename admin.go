@@ -12,6 +12,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
+
+	"github.com/lightningcaddy/caddy-lightning/ledger"
 )
 
 func init() {
@@ -89,6 +91,16 @@ type adminStatus struct {
 	Keys []string `json:"keys,omitempty"`
 	// RevokedTokens counts revocations not yet expired.
 	RevokedTokens int `json:"revoked_tokens"`
+	// Ledger is where per_request and prepaid paywalls count (absent
+	// when no paywall uses it).
+	Ledger *ledgerStatus `json:"ledger,omitempty"`
+}
+
+type ledgerStatus struct {
+	Backend string `json:"backend"`
+	// Ready: the embedded ledger is loaded, or Redis answered now.
+	Ready bool   `json:"ready"`
+	Error string `json:"error,omitempty"`
 }
 
 type nodeStatus struct {
@@ -105,10 +117,47 @@ type nodeStatus struct {
 }
 
 type paywallStatus struct {
-	Service  string `json:"service"`
-	PriceSat int64  `json:"price_sat"`
-	ValidFor string `json:"valid_for"`
-	OwnKey   bool   `json:"own_root_key"`
+	Service string `json:"service"`
+	Mode    string `json:"mode"`
+	// PriceSat is a fixed price; a price from placeholders is in
+	// Price, bounded by MaxPriceSat.
+	PriceSat    int64  `json:"price_sat,omitempty"`
+	Price       string `json:"price,omitempty"`
+	MaxPriceSat int64  `json:"max_price_sat,omitempty"`
+	// BalanceSat is what one prepaid payment buys.
+	BalanceSat int64  `json:"balance_sat,omitempty"`
+	CostHeader string `json:"cost_header,omitempty"`
+	ValidFor   string `json:"valid_for"`
+	OwnKey     bool   `json:"own_root_key"`
+}
+
+// status is what the status endpoint says of the paywall.
+func (p *Paywall) status() paywallStatus {
+	st := paywallStatus{Service: p.service, Mode: p.mode, PriceSat: p.price, ValidFor: time.Duration(p.ValidFor).String(),
+		OwnKey: p.fixedKeys != nil, CostHeader: p.CostHeader}
+	if p.priceTemplate != "" {
+		st.Price, st.MaxPriceSat = p.priceTemplate, p.MaxPrice
+	}
+	if p.mode == modePrepaid {
+		st.BalanceSat = p.balance
+	}
+	return st
+}
+
+// ledgerStatus checks the ledger, if a paywall uses it.
+func (a *App) ledgerStatus(ctx context.Context) *ledgerStatus {
+	s := a.usedLedger()
+	if s == nil {
+		return nil
+	}
+	st := &ledgerStatus{Backend: s.backend, Ready: s.memory == nil || s.loaded.Load()}
+	if s.redis != nil {
+		// An account nobody has: Redis answers "not found".
+		if _, err := s.redis.Balance(ctx, "status-check"); !errors.Is(err, ledger.ErrNotFound) {
+			st.Ready, st.Error = false, err.Error()
+		}
+	}
+	return st
 }
 
 func (a *adminAPI) status(ctx context.Context) adminStatus {
@@ -125,10 +174,10 @@ func (a *adminAPI) status(ctx context.Context) adminStatus {
 	a.app.paywalls.mu.Lock()
 	for _, p := range a.app.paywalls.list {
 		p.resolve()
-		st.Paywalls = append(st.Paywalls, paywallStatus{Service: p.service, PriceSat: p.Price,
-			ValidFor: time.Duration(p.ValidFor).String(), OwnKey: p.fixedKeys != nil})
+		st.Paywalls = append(st.Paywalls, p.status())
 	}
 	a.app.paywalls.mu.Unlock()
+	st.Ledger = a.app.ledgerStatus(ctx)
 	if snap := a.app.tokens.snap.Load(); snap != nil { // loaded if the config has paywalls
 		st.Keys = snap.keyIDs
 		st.RevokedTokens = len(snap.revoked)

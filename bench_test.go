@@ -111,7 +111,7 @@ func benchPaywall(b *testing.B) (*Paywall, *lndtest.Node) {
 		b.Fatal(err)
 	}
 	p := &Paywall{
-		Price: 100, ValidFor: 3600e9, InvoiceExpiry: 600e9, Service: "bench", Memo: "bench",
+		Price: "100", ValidFor: 3600e9, InvoiceExpiry: 600e9, Service: "bench", Memo: "bench", mode: modePass, price: 100,
 		app: app, node: client, settled: app.settlements(), tokens: app.tokens, fixedKeys: keys,
 		limits:   newInvoiceLimits(&Rate{}, &Rate{}),
 		lookups:  newLookupGuard(&Rate{}),

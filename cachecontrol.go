@@ -3,6 +3,7 @@ package lightning
 import (
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -18,16 +19,33 @@ const credentialVary = "Authorization, Cookie"
 // the route writes its header, it makes Cache-Control private (unless the
 // upstream said no-store or private already) and adds the credential
 // headers to Vary. Without it, a CDN in front could store one buyer's
-// answer and serve it free to everyone.
+// answer and serve it free to everyone. For a prepaid request it also
+// tells the client its balance, and takes a reported cost out of the
+// answer (meter).
 type paidResponse struct {
 	caddyhttp.ResponseWriterWrapper
 	wroteHeader bool
+
+	hasBalance    bool   // prepaid: set the balance header
+	balance       int64  // what the balance holds after this request
+	exposeBalance bool   // to a script of another origin too
+	meter         *meter // the upstream reports the cost; nil otherwise
 }
 
 func (w *paidResponse) WriteHeader(code int) {
 	if !w.wroteHeader && code >= 200 {
 		w.wroteHeader = true
-		keepPrivate(w.Header())
+		h := w.Header()
+		if w.meter != nil {
+			w.balance = w.meter.header(h, code)
+		}
+		if w.hasBalance {
+			h[balanceHeader] = []string{strconv.FormatInt(w.balance, 10)}
+			if w.exposeBalance {
+				h.Add("Access-Control-Expose-Headers", balanceHeader)
+			}
+		}
+		keepPrivate(h)
 	}
 	w.ResponseWriter.WriteHeader(code)
 }

@@ -1,6 +1,7 @@
 package lightning
 
 import (
+	"cmp"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
@@ -31,6 +32,19 @@ func init() {
 //			sync_interval      <duration>
 //			route_hints        auto|always|never
 //			client_ipv6_prefix <bits>
+//			ledger [embedded] {
+//				flush_interval <duration>
+//				max_unsaved    <count>
+//				storage        <module> ...
+//				prefix         <key prefix>
+//			}
+//			ledger redis {
+//				url      <redis://host:port/db | rediss://...>
+//				password <password>
+//				ca_cert  <path|PEM>
+//				timeout  <duration>
+//				prefix   <key prefix>
+//			}
 //		}
 //	}
 func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
@@ -83,6 +97,14 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("client_ipv6_prefix: %q is not a number of bits from 1 to 128", value)
 			}
 			a.ClientIPv6Prefix = bits
+		case "ledger":
+			if a.Ledger != nil {
+				return d.Err("ledger may be given only once")
+			}
+			a.Ledger = new(LedgerConfig)
+			if err := a.Ledger.unmarshalCaddyfile(d); err != nil {
+				return err
+			}
 		case "route_hints":
 			if a.RouteHints != "" {
 				return d.Err("route_hints may be given only once")
@@ -97,6 +119,82 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		default:
 			return d.Errf("unrecognized lightning option '%s'", d.Val())
+		}
+	}
+	return nil
+}
+
+// unmarshalCaddyfile reads `ledger [embedded|redis] { ... }`; see
+// parseGlobalOption.
+func (c *LedgerConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		c.Backend = d.Val()
+		if c.Backend != backendEmbedded && c.Backend != backendRedis {
+			return d.Errf("ledger: %q is not embedded or redis", c.Backend)
+		}
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+	}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		option := d.Val()
+		if seen[option] {
+			return d.Errf("%s may be given only once", option)
+		}
+		seen[option] = true
+		embedded, redis := c.Backend != backendRedis, c.Backend == backendRedis
+		var err error
+		switch {
+		case option == "flush_interval" && embedded:
+			c.FlushInterval, err = parseDurationArg(d)
+		case option == "max_unsaved" && embedded:
+			var value string
+			if !d.AllArgs(&value) {
+				return d.ArgErr()
+			}
+			n, perr := strconv.Atoi(value)
+			if perr != nil || n < 1 {
+				return d.Errf("max_unsaved: %q is not a positive number", value)
+			}
+			c.MaxUnsaved = n
+		case option == "storage" && embedded:
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			unm, uerr := caddyfile.UnmarshalModule(d, "caddy.storage."+d.Val())
+			if uerr != nil {
+				return uerr
+			}
+			storage, ok := unm.(caddy.StorageConverter)
+			if !ok {
+				return d.Errf("storage: module %s is not a storage", d.Val())
+			}
+			c.StorageRaw = caddyconfig.JSONModuleObject(storage, "module", storage.(caddy.Module).CaddyModule().ID.Name(), nil)
+		case option == "url" && redis:
+			if !d.AllArgs(&c.URL) {
+				return d.ArgErr()
+			}
+		case option == "password" && redis:
+			if !d.AllArgs(&c.Password) {
+				return d.ArgErr()
+			}
+		case option == "ca_cert" && redis:
+			if !d.AllArgs(&c.CACert) {
+				return d.ArgErr()
+			}
+		case option == "timeout" && redis:
+			c.Timeout, err = parseDurationArg(d)
+		case option == "prefix":
+			if !d.AllArgs(&c.Prefix) {
+				return d.ArgErr()
+			}
+		default:
+			backend := cmp.Or(c.Backend, backendEmbedded)
+			return d.Errf("unrecognized option '%s' of the %s ledger", option, backend)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -208,7 +306,13 @@ func parsePaywall(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 // UnmarshalCaddyfile sets up the paywall:
 //
 //	paywall [<price>] {
-//		price               <sats>
+//		mode                pass|per_request|prepaid
+//		price               <sats>|<placeholders>
+//		max_price           <sats>
+//		balance             <sats>
+//		cost_header         <name>
+//		max_cost            <sats>
+//		charge_failures
 //		valid_for           <duration>
 //		memo                <text>
 //		invoice_expiry      <duration>
@@ -220,13 +324,14 @@ func parsePaywall(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		lookups_per_client  <events> <window> | off
 //	}
 //
-// The price is required, as the argument or in the block.
+// The price is required, as the argument or in the block: a number of
+// sats, or placeholders such as {vars.price} (with max_price).
 func (p *Paywall) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
-		price, err := strconv.ParseInt(d.Val(), 10, 64)
-		if err != nil || price <= 0 {
-			return d.Errf("price: %q is not a positive number of satoshis", d.Val())
+		price, err := parsePriceArg(d)
+		if err != nil {
+			return err
 		}
 		p.Price = price
 		if d.NextArg() {
@@ -236,14 +341,44 @@ func (p *Paywall) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	seen := map[string]bool{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		option := d.Val()
-		if seen[option] || option == "price" && p.Price != 0 {
+		if seen[option] || option == "price" && p.Price != "" {
 			return d.Errf("%s may be given only once", option)
 		}
 		seen[option] = true
 		var err error
 		switch option {
+		case "mode":
+			if !d.AllArgs(&p.Mode) {
+				return d.ArgErr()
+			}
+			switch p.Mode {
+			case modePass, modePerRequest, modePrepaid:
+			default:
+				return d.Errf("mode: %q is not pass, per_request or prepaid", p.Mode)
+			}
 		case "price":
-			p.Price, err = parseSatsArg(d)
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			p.Price, err = parsePriceArg(d)
+			if err == nil && d.NextArg() {
+				return d.ArgErr()
+			}
+		case "max_price":
+			p.MaxPrice, err = parsePositiveSatsArg(d)
+		case "balance":
+			p.Balance, err = parsePositiveSatsArg(d)
+		case "cost_header":
+			if !d.AllArgs(&p.CostHeader) {
+				return d.ArgErr()
+			}
+		case "max_cost":
+			p.MaxCost, err = parsePositiveSatsArg(d)
+		case "charge_failures":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			p.ChargeFailures = true
 		case "valid_for":
 			p.ValidFor, err = parseDurationArg(d)
 		case "invoice_expiry":
@@ -278,10 +413,19 @@ func (p *Paywall) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return err
 		}
 	}
-	if p.Price == 0 {
+	if p.Price == "" {
 		return d.Err("paywall: a price in satoshis is required")
 	}
 	return nil
+}
+
+// parsePriceArg reads the current argument as a price: a positive number
+// of sats, or placeholders evaluated per request.
+func parsePriceArg(d *caddyfile.Dispenser) (caddyhttp.WeakString, error) {
+	if _, _, err := parsePrice(d.Val()); err != nil {
+		return "", d.Errf("price: %q is not a positive number of satoshis or placeholders", d.Val())
+	}
+	return caddyhttp.WeakString(d.Val()), nil
 }
 
 // parseBudgetArgs reads "<sats> [<window>]".
@@ -337,6 +481,20 @@ func parseDurationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
 		return 0, d.Errf("%s: %q is not a positive duration", d.Val(), value)
 	}
 	return caddy.Duration(dur), nil
+}
+
+// parsePositiveSatsArg reads the one positive satoshi amount of an option.
+func parsePositiveSatsArg(d *caddyfile.Dispenser) (int64, error) {
+	option := d.Val()
+	var value string
+	if !d.AllArgs(&value) {
+		return 0, d.ArgErr()
+	}
+	sats, err := parseSats(value)
+	if err != nil {
+		return 0, d.Errf("%s: %q is not a positive amount of satoshis", option, value)
+	}
+	return sats, nil
 }
 
 // parseSatsArg reads the one non-negative satoshi amount of an option.

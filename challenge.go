@@ -36,12 +36,13 @@ type challengeBody struct {
 // dialects, and those that say when to retry or what to quote.
 const exposedHeaders = "WWW-Authenticate, PAYMENT-REQUIRED, Payment-Receipt, PAYMENT-RESPONSE, Retry-After, X-Request-Id"
 
-// challenge issues a fresh invoice and token and answers with httpStatus
-// (402 without credentials, 401 with bad ones): the L402 challenge in
-// WWW-Authenticate, and a body for programs (JSON) or browsers (the
-// payment page, bound to the browser by a cookie). HEAD and OPTIONS get
-// the status alone: no invoice is made for them.
-func (p *Paywall) challenge(w http.ResponseWriter, r *http.Request, httpStatus int, message string) error {
+// challenge issues a fresh invoice and token for what o sells and answers
+// with httpStatus (402 without credentials or with a spent one, 401 with
+// bad ones): the L402 challenge in WWW-Authenticate, and a body for
+// programs (JSON) or browsers (the payment page, bound to the browser by a
+// cookie). HEAD and OPTIONS get the status alone: no invoice is made for
+// them.
+func (p *Paywall) challenge(w http.ResponseWriter, r *http.Request, httpStatus int, o offer, message string) error {
 	if r.Method == http.MethodHead || r.Method == http.MethodOptions {
 		p.metrics.challenge(httpStatus)
 		return p.respond(w, r, httpStatus, message+" (no invoice for "+r.Method+": use GET or POST)", nil)
@@ -59,7 +60,7 @@ func (p *Paywall) challenge(w http.ResponseWriter, r *http.Request, httpStatus i
 	if err != nil {
 		return p.failed(w, r, "cannot load the paywalls' shared token state", err)
 	}
-	inv, err := p.node.CreateInvoice(r.Context(), p.Price, memo, time.Duration(p.InvoiceExpiry))
+	inv, err := p.node.CreateInvoice(r.Context(), o.amount, memo, time.Duration(p.InvoiceExpiry))
 	if err != nil {
 		return p.nodeFailed(w, r, err)
 	}
@@ -70,11 +71,7 @@ func (p *Paywall) challenge(w http.ResponseWriter, r *http.Request, httpStatus i
 	// the invoice's last moment still buys valid_for.
 	issued := now()
 	validUntil := issued.Add(p.lifetime() + time.Second - 1).Truncate(time.Second)
-	token, id, err := keys.Mint(inv.PaymentHash,
-		l402.ServicesCaveat(l402.Service{Name: p.service}),
-		l402.ValidUntilCaveat(p.service, validUntil),
-		l402.IssuedAtCaveat(p.service, issued),
-		l402.PriceCaveat(p.service, p.Price))
+	token, id, err := keys.Mint(inv.PaymentHash, p.caveats(o, inv.PaymentHash, issued, validUntil)...)
 	if err != nil {
 		return p.failed(w, r, "cannot mint a token", err)
 	}
@@ -108,7 +105,7 @@ func (p *Paywall) challenge(w http.ResponseWriter, r *http.Request, httpStatus i
 			"img-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 		w.WriteHeader(httpStatus)
 		return renderPaymentPage(w, pageData{
-			Price:       p.Price,
+			Price:       o.amount,
 			Memo:        memo,
 			Invoice:     inv.PaymentRequest,
 			Token:       token,
@@ -124,7 +121,7 @@ func (p *Paywall) challenge(w http.ResponseWriter, r *http.Request, httpStatus i
 		Invoice:     inv.PaymentRequest,
 		Token:       token,
 		PaymentHash: hash,
-		PriceSat:    p.Price,
+		PriceSat:    o.amount,
 		ExpiresAt:   inv.ExpiresAt.UTC().Format(time.RFC3339),
 	})
 }

@@ -51,7 +51,7 @@ func (p *Paywall) defaultService() string {
 		raw, _ = json.Marshal(settings) // keys sorted
 		path = []string{"settings", string(raw)}
 		p.logger.Warn("paywall not found in the http app's routes; its default service is derived from its settings, "+
-			"so paywalls with the same settings share it: set `service`", zap.Int64("price", p.Price))
+			"so paywalls with the same settings share it: set `service`", zap.String("price", string(p.Price)))
 	}
 	sum := sha256.Sum256([]byte(strings.Join(path, "\n")))
 	return "paywall-" + hex.EncodeToString(sum[:8])

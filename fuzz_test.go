@@ -590,8 +590,13 @@ func fuzzCheckConfig(v any) error {
 			return err
 		}
 	case *Paywall:
-		if c.Price <= 0 {
-			return fmt.Errorf("price %d", c.Price)
+		if _, _, err := parsePrice(string(c.Price)); err != nil {
+			return err
+		}
+		for name, n := range map[string]int64{"max_price": c.MaxPrice, "balance": c.Balance, "max_cost": c.MaxCost} {
+			if err := sats(name, n); err != nil {
+				return err
+			}
 		}
 		if c.ValidFor < 0 || c.InvoiceExpiry < 0 {
 			return fmt.Errorf("negative duration")

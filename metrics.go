@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/status"
+
+	"github.com/lightningcaddy/caddy-lightning/ledger"
 )
 
 // Prometheus collectors. They are created once and registered into each
@@ -30,8 +32,37 @@ var (
 	}, []string{"service", "status"})
 	verifications = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "lightning", Name: "paywall_verifications_total",
-		Help: "Paywall credential checks, by service and result (preimage, settled, unpaid, invalid, none).",
+		Help: "Paywall credential checks, by service and result (preimage, settled, unpaid, invalid, none; " +
+			"used: a per_request payment presented again; exhausted: a balance short of the price; underpaid: a credential paid less than the price).",
 	}, []string{"service", "result"})
+	admittedRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "lightning", Name: "paywall_admitted_total",
+		Help: "Requests the paywalls admitted, by service and mode (pass, per_request, prepaid).",
+	}, []string{"service", "mode"})
+	balanceDraws = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "lightning", Name: "paywall_balance_draws_total",
+		Help: "Charges to prepaid balances (a price drawn at admission, or a reported cost charged when the answer ended), by service.",
+	}, []string{"service"})
+	drawnSats = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "lightning", Name: "paywall_drawn_sats_total",
+		Help: "Satoshis charged to prepaid balances, by service.",
+	}, []string{"service"})
+	creditedSats = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "lightning", Name: "paywall_credited_sats_total",
+		Help: "Satoshis credited to prepaid balances (once per payment), by service.",
+	}, []string{"service"})
+	reportedCosts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "lightning", Name: "paywall_reported_costs_total",
+		Help: "Answers whose cost the upstream reports, by service and outcome (reported, capped, missing: the price charged, invalid: max_cost charged, free: 5xx or aborted).",
+	}, []string{"service", "outcome"})
+	reportedCostSats = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "lightning", Name: "paywall_reported_cost_sats_total",
+		Help: "Satoshis charged for answers whose cost the upstream reports, by service.",
+	}, []string{"service"})
+	ledgerErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "lightning", Name: "ledger_errors_total",
+		Help: "Failed ledger operations, by backend (embedded, redis) and kind (unavailable, corrupt, other).",
+	}, []string{"backend", "kind"})
 	payments = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "lightning", Name: "payments_total",
 		Help: "Outgoing payments, by kind (invoice, keysend) and result (succeeded, repeated, failed, refused).",
@@ -58,6 +89,7 @@ func registerMetrics(registry *prometheus.Registry) error {
 	}
 	for _, c := range []prometheus.Collector{
 		invoicesIssued, invoicesSettled, satsReceived, challenges, verifications,
+		admittedRequests, balanceDraws, drawnSats, creditedSats, reportedCosts, reportedCostSats, ledgerErrors,
 		payments, paymentSats, nodeCallSeconds, nodeCallErrors,
 	} {
 		var already prometheus.AlreadyRegisteredError
@@ -82,22 +114,62 @@ type paywallMetrics struct {
 	service                                  string
 	issued                                   prometheus.Counter
 	preimage, settled, unpaid, invalid, none prometheus.Counter
+	used, exhausted, underpaid               prometheus.Counter
+	admitted                                 prometheus.Counter
+	draws, drawnSats, creditedSats           prometheus.Counter
+	reportedSats                             prometheus.Counter
+	reportedBy                               map[string]prometheus.Counter // by outcome
 }
 
-func newPaywallMetrics(service string) paywallMetrics {
+func newPaywallMetrics(service, mode string) paywallMetrics {
 	v := func(result string) prometheus.Counter { return verifications.WithLabelValues(service, result) }
-	return paywallMetrics{
-		service:  service,
-		issued:   invoicesIssued.WithLabelValues(service),
-		preimage: v("preimage"),
-		settled:  v("settled"),
-		unpaid:   v("unpaid"),
-		invalid:  v("invalid"),
-		none:     v("none"),
+	m := paywallMetrics{
+		service:      service,
+		issued:       invoicesIssued.WithLabelValues(service),
+		preimage:     v("preimage"),
+		settled:      v("settled"),
+		unpaid:       v("unpaid"),
+		invalid:      v("invalid"),
+		none:         v("none"),
+		used:         v("used"),
+		exhausted:    v("exhausted"),
+		underpaid:    v("underpaid"),
+		admitted:     admittedRequests.WithLabelValues(service, mode),
+		draws:        balanceDraws.WithLabelValues(service),
+		drawnSats:    drawnSats.WithLabelValues(service),
+		creditedSats: creditedSats.WithLabelValues(service),
+		reportedSats: reportedCostSats.WithLabelValues(service),
+		reportedBy:   map[string]prometheus.Counter{},
 	}
+	for _, outcome := range []string{"reported", "capped", "missing", "invalid", "free"} {
+		m.reportedBy[outcome] = reportedCosts.WithLabelValues(service, outcome)
+	}
+	return m
 }
 
 // challenge counts an answer other than admission.
 func (m paywallMetrics) challenge(httpStatus int) {
 	challenges.WithLabelValues(m.service, strconv.Itoa(httpStatus)).Inc()
+}
+
+// reported counts a reported cost charged.
+func (m paywallMetrics) reported(outcome string, cost int64) {
+	m.reportedBy[outcome].Inc()
+	if cost > 0 {
+		m.draws.Inc()
+		m.drawnSats.Add(float64(cost))
+		m.reportedSats.Add(float64(cost))
+	}
+}
+
+// countLedgerError counts a failed ledger operation.
+func countLedgerError(backend string, err error) {
+	kind := "other"
+	switch {
+	case errors.Is(err, ledger.ErrUnavailable):
+		kind = "unavailable"
+	case errors.Is(err, ledger.ErrCorrupt):
+		kind = "corrupt"
+	}
+	ledgerErrors.WithLabelValues(backend, kind).Inc()
 }

@@ -55,6 +55,10 @@ type App struct {
 	// per-client rate limits count as one client (IPv4 addresses count
 	// one by one). Default: 64.
 	ClientIPv6Prefix int `json:"client_ipv6_prefix,omitempty"`
+	// Ledger says where the paywalls of modes per_request and prepaid
+	// count single-use payments and balances. Default: embedded, in
+	// Caddy's storage.
+	Ledger *LedgerConfig `json:"ledger,omitempty"`
 
 	client  *lnd.Client
 	poolKey string // of client and feed; "" when not pooled
@@ -71,6 +75,7 @@ type App struct {
 
 	paywalls *paywallList // for status
 	uses     *nodeUses    // for the permission check
+	ledger   *ledgerUse   // built when a paywall first needs it
 }
 
 // paywallList is the paywalls that use the app.
@@ -124,6 +129,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("lightning: %w", err)
 	}
 	a.events = events.(*caddyevents.App)
+	if err := a.provisionLedger(ctx); err != nil {
+		return fmt.Errorf("lightning: %w", err)
+	}
 	if a.LND == nil {
 		return nil // Validate says what is missing
 	}
@@ -160,12 +168,16 @@ func (a *App) Validate() error {
 	case a.ClientIPv6Prefix < 1 || a.ClientIPv6Prefix > 128:
 		return fmt.Errorf("lightning: client_ipv6_prefix %d: use 1 to 128 bits", a.ClientIPv6Prefix)
 	}
+	if err := a.Ledger.validate(); err != nil {
+		return fmt.Errorf("lightning: %w", err)
+	}
 	return nil
 }
 
 // Start follows the node's invoice stream and, if the config has paywalls,
 // loads their shared state (creating a root key in storage the first time)
-// and follows other instances' changes to it.
+// and follows other instances' changes to it; if paywalls sell per
+// request or prepaid, it loads the embedded ledger and starts its flusher.
 func (a *App) Start() error {
 	a.paywalls.mu.Lock()
 	paywalls := slices.Clone(a.paywalls.list)
@@ -188,6 +200,12 @@ func (a *App) Start() error {
 	for _, p := range paywalls {
 		p.resolve()
 	}
+	if err := checkServiceModes(paywalls); err != nil {
+		return fmt.Errorf("lightning: %w", err)
+	}
+	if err := a.startLedger(); err != nil {
+		return fmt.Errorf("lightning: %w", err)
+	}
 	a.feed.start(a)
 	a.started = true
 	a.logger.Info("lightning node configured", zap.String("address", a.LND.address()))
@@ -195,14 +213,16 @@ func (a *App) Start() error {
 	return nil
 }
 
-// Stop stops what Start started; the invoice stream goes on while another
-// config (the one a reload brings in) uses the node.
+// Stop stops what Start started and writes what the embedded ledger has
+// not written yet; the invoice stream and the ledger's flusher go on while
+// another config (the one a reload brings in) uses them.
 func (a *App) Stop() error {
 	if !a.started {
 		return nil
 	}
 	a.started = false
 	a.feed.stop(a)
+	a.stopLedger()
 	if a.stopFollow != nil {
 		a.stopFollow()
 		<-a.followDone
@@ -210,18 +230,18 @@ func (a *App) Stop() error {
 	return nil
 }
 
-// Cleanup releases this config's hold on the shared node connection and
-// settlement feed.
+// Cleanup releases this config's hold on the shared node connection,
+// settlement feed and ledger (the last config to let go of the embedded
+// ledger stops its flusher, which writes a last time).
 func (a *App) Cleanup() error {
+	err := a.releaseLedger()
 	if a.poolKey == "" {
-		return nil
+		return err
 	}
-	_, err := feeds.Delete(a.poolKey)
-	if _, cerr := clients.Delete(a.poolKey); err == nil {
-		err = cerr
-	}
+	_, ferr := feeds.Delete(a.poolKey)
+	_, cerr := clients.Delete(a.poolKey)
 	a.poolKey = ""
-	return err
+	return errors.Join(err, ferr, cerr)
 }
 
 // Client returns the node client.

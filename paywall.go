@@ -1,6 +1,7 @@
 package lightning
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -33,6 +35,10 @@ const waitHeader = "X-L402-Wait"
 // waitTimeout bounds one long poll; the page polls again.
 const waitTimeout = 25 * time.Second
 
+// prepaidValidFor is how long a prepaid balance can be spent after each
+// top-up, by default.
+const prepaidValidFor = 30 * 24 * time.Hour
+
 // maxLifetime bounds valid_for plus invoice_expiry: browsers keep a cookie
 // at most 400 days, so a longer token would outlive the buyer's access.
 const maxLifetime = 400 * 24 * time.Hour
@@ -40,20 +46,65 @@ const maxLifetime = 400 * 24 * time.Hour
 // Paywall sells access to the rest of the route with Lightning payments,
 // speaking L402: a request without credentials gets 402 with an invoice and
 // a token; once the invoice is paid, the token and the payment's preimage
-// (Authorization: L402 <token>:<preimage>) open the route until the token
-// expires. Preimages are checked in memory, with no call to the node.
-// Browsers get a payment page that waits for the payment and then sets a
-// cookie holding the credential, for that browser only.
+// (Authorization: L402 <token>:<preimage>) are the credential. Preimages
+// are checked in memory, with no call to the node. Browsers get a payment
+// page that waits for the payment and then sets a cookie holding the
+// credential, for that browser only.
+//
+// What a credential buys depends on the mode: a pass opens the route until
+// the token expires (no state: nothing is counted); per_request admits
+// exactly one request per payment; prepaid buys a balance that each
+// admitted request draws its price from. The last two count in the
+// lightning app's ledger.
 //
 // A payment made while its invoice can be paid buys at least valid_for:
 // a token lasts invoice_expiry plus valid_for from when it is issued.
 type Paywall struct {
-	// Price is what access costs, in satoshis. Required.
-	Price int64 `json:"price,omitempty"`
+	// Mode is how a payment is sold: "pass" (the credential opens the
+	// route until it expires), "per_request" (one payment admits exactly
+	// one request, however many times or at once it is presented) or
+	// "prepaid" (one payment buys a balance of `balance` sats; each
+	// admitted request draws its price from it, until it cannot cover the
+	// next, which gets a 402 selling a top-up of the same balance).
+	// Default: pass.
+	Mode string `json:"mode,omitempty"`
+	// Price is what a request costs, in satoshis: a number, or text with
+	// placeholders (such as {http.vars.price} from `vars` or `map`)
+	// evaluated for every request, which must give a whole number from 1
+	// to max_price; any other value refuses the request (500), never
+	// serves it free. A pass or per_request credential admits requests
+	// priced at most what it paid; a prepaid request draws its own price.
+	// Required.
+	Price caddyhttp.WeakString `json:"price,omitempty"`
+	// MaxPrice bounds a price from placeholders, in satoshis. Required
+	// with one, refused with a fixed price.
+	MaxPrice int64 `json:"max_price,omitempty"`
+	// Balance (prepaid) is what one payment buys, in satoshis: the amount
+	// of every 402's invoice (more when the price, or a debt left by a
+	// reported cost, needs more). Default: 100 times the price (max_price
+	// for a price from placeholders).
+	Balance int64 `json:"balance,omitempty"`
+	// CostHeader (prepaid) names the response header, or trailer for a
+	// streamed answer, in which the upstream reports what the request
+	// really cost, in sats. The price is held at admission and the
+	// reported cost charged when the answer ends (see README for what a
+	// missing, malformed or failed report costs); the header and trailer
+	// never reach the client. Default: none, the price is drawn at
+	// admission.
+	CostHeader string `json:"cost_header,omitempty"`
+	// MaxCost (with cost_header) caps a reported cost, in satoshis; a
+	// malformed report is charged max_cost. Default: balance.
+	MaxCost int64 `json:"max_cost,omitempty"`
+	// ChargeFailures (with cost_header) charges upstream answers of 500
+	// and more, and aborted requests, as others are. Default: false, they
+	// are free.
+	ChargeFailures bool `json:"charge_failures,omitempty"`
 	// ValidFor is the least access a payment buys: a token opens the route
 	// for invoice_expiry plus valid_for from when it is issued, so a
-	// payment made at the last moment still buys valid_for. valid_for plus
-	// invoice_expiry may not exceed 400 days. Default: 1h.
+	// payment made at the last moment still buys valid_for (for prepaid:
+	// the balance can be spent for that long after each top-up). valid_for
+	// plus invoice_expiry may not exceed 400 days. Default: 1h (pass,
+	// per_request), 720h (prepaid).
 	ValidFor caddy.Duration `json:"valid_for,omitempty"`
 	// Memo is the invoice's description; placeholders are replaced per
 	// request. Default: "Access to {http.request.host}".
@@ -106,9 +157,20 @@ type Paywall struct {
 	httpApp    *caddyhttp.App // where the default service is found
 	logger     *zap.Logger
 
+	// Parsed by Provision.
+	mode          string
+	price         int64  // a fixed price; 0 with a template
+	priceTemplate string // a price from placeholders
+	priceErr      error
+	balance       int64 // sats one prepaid payment buys
+	maxCost       int64
+	costKey       string        // CostHeader, canonical
+	led           *sharedLedger // per_request and prepaid
+
 	// Set once, by resolve: the service and what depends on it.
 	ready      *sync.Once
 	service    string
+	modeKey    string // <service>_mode
 	checker    l402.Checker
 	metrics    paywallMetrics
 	cookieName string // the access cookie, without the __Host- prefix
@@ -129,9 +191,20 @@ var serviceName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 func (p *Paywall) Provision(ctx caddy.Context) error {
 	p.logger = ctx.Logger()
 	p.ready = new(sync.Once)
+	p.mode = cmp.Or(p.Mode, modePass)
+	p.price, p.priceTemplate, p.priceErr = parsePrice(string(p.Price))
 	if p.ValidFor == 0 {
 		p.ValidFor = caddy.Duration(time.Hour)
+		if p.mode == modePrepaid {
+			p.ValidFor = caddy.Duration(prepaidValidFor)
+		}
 	}
+	p.balance = p.Balance
+	if p.balance == 0 {
+		p.balance = min(100*max(p.price, p.MaxPrice), maxSats)
+	}
+	p.maxCost = cmp.Or(p.MaxCost, p.balance)
+	p.costKey = http.CanonicalHeaderKey(p.CostHeader)
 	if p.InvoiceExpiry == 0 {
 		p.InvoiceExpiry = caddy.Duration(10 * time.Minute)
 	}
@@ -143,6 +216,11 @@ func (p *Paywall) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("paywall: %w", err)
 	}
 	p.app = app
+	if p.mode == modePerRequest || p.mode == modePrepaid {
+		if p.led, err = app.sharedLedger(); err != nil {
+			return fmt.Errorf("paywall: %w", err)
+		}
+	}
 	p.node = app.Client()
 	p.settled = app.settlements()
 	p.tokens = app.tokens
@@ -177,9 +255,10 @@ func parseRootKey(s string) (*l402.Keyring, error) {
 
 // Validate checks the configuration.
 func (p *Paywall) Validate() error {
+	if err := p.validateSelling(); err != nil {
+		return fmt.Errorf("paywall: %w", err)
+	}
 	switch {
-	case p.Price <= 0 || p.Price > maxSats:
-		return fmt.Errorf("paywall: price must be between 1 and %d satoshis", int64(maxSats))
 	case p.Service != "" && !serviceName.MatchString(p.Service):
 		return fmt.Errorf("paywall: service %q: use 1-64 letters, digits, '-' or '_'", p.Service)
 	case p.ValidFor <= 0 || p.InvoiceExpiry <= 0:
@@ -218,9 +297,9 @@ func (p *Paywall) resolve() {
 		if p.service == "" {
 			p.service = p.defaultService()
 		}
+		p.modeKey = p.service + suffixMode
 		p.checker = l402.Checker{
 			Service: p.service,
-			Price:   p.Price,
 			// A token minted here expires by its valid_until; a token of
 			// the same service from a paywall that sells longer access
 			// lasts here no longer than a token of this one would (+1 s:
@@ -229,14 +308,27 @@ func (p *Paywall) resolve() {
 			Now:     func() time.Time { return now() },
 			Revoked: p.tokens.isRevoked,
 		}
-		p.metrics = newPaywallMetrics(p.service)
-		p.cookieName = fmt.Sprintf("%s%s_%d", cookiePrefix, p.service, p.Price)
+		priceLabel := "var"
+		if p.priceTemplate == "" {
+			priceLabel = strconv.FormatInt(p.price, 10)
+			if p.mode != modePrepaid {
+				// A fixed price binds tokens: one bought at another price
+				// never opens this paywall.
+				p.checker.Price = p.price
+			}
+		}
+		if p.mode == modePass {
+			p.checker.Extra = p.refuseModeCaveats
+		}
+		p.metrics = newPaywallMetrics(p.service, p.mode)
+		p.cookieName = cookiePrefix + p.service + "_" + priceLabel
 	})
 }
 
-// ServeHTTP admits requests with valid, paid credentials and answers the
-// others with a challenge. CORS preflights pass through unchallenged (the
-// site's own CORS configuration answers them).
+// ServeHTTP admits requests with valid, paid credentials, as the mode
+// sells them, and answers the others with a challenge. CORS preflights
+// pass through unchallenged (the site's own CORS configuration answers
+// them).
 func (p *Paywall) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	p.resolve()
 	if isPreflight(r) {
@@ -248,6 +340,10 @@ func (p *Paywall) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	keys, err := p.keyring()
 	if err != nil {
 		return p.failed(w, r, "cannot load the paywalls' shared token state", err)
+	}
+	price, err := p.requestPrice(r)
+	if err != nil {
+		return p.priceFailed(w, r, err)
 	}
 	values := r.Header.Values("Authorization")
 	if c, ok := cookieValue(r.Header, p.cookieName); ok {
@@ -263,7 +359,7 @@ func (p *Paywall) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			} else {
 				p.metrics.preimage.Inc()
 			}
-			return p.admit(w, r, next, c.id)
+			return p.sell(w, r, next, c.proof, price)
 		}
 	}
 	cred, id, err := keys.Authenticate(values, p.checker)
@@ -272,10 +368,11 @@ func (p *Paywall) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return p.wait(w, r, keys, cred, id)
 	case err == nil:
 		p.metrics.preimage.Inc()
-		if len(values) == 1 {
-			p.verified.add(values[0], cred.Token, p.service, p.checker.MaxAge, keys, id, false)
+		pr, err := p.verifiedProof(values, cred.Token, keys, id, false)
+		if err != nil {
+			return p.invalid(w, r, price, err)
 		}
-		return p.admit(w, r, next, id)
+		return p.sell(w, r, next, pr, price)
 	case errors.Is(err, l402.ErrPreimageRequired):
 		_, paid, err := p.settlement(r.Context(), id.PaymentHash, clientKey(r.Context(), p.ipv6Prefix), false)
 		switch {
@@ -286,20 +383,40 @@ func (p *Paywall) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return p.nodeFailed(w, r, err)
 		case !paid:
 			p.metrics.unpaid.Inc()
-			return p.challenge(w, r, http.StatusUnauthorized, "invoice not paid yet: pay it, then retry with the preimage")
+			return p.challenge(w, r, http.StatusUnauthorized, p.offer(price), "invoice not paid yet: pay it, then retry with the preimage")
 		}
 		p.metrics.settled.Inc()
-		if len(values) == 1 {
-			p.verified.add(values[0], cred.Token, p.service, p.checker.MaxAge, keys, id, true)
+		pr, err := p.verifiedProof(values, cred.Token, keys, id, true)
+		if err != nil {
+			return p.invalid(w, r, price, err)
 		}
-		return p.admit(w, r, next, id)
+		return p.sell(w, r, next, pr, price)
 	case errors.Is(err, l402.ErrNoCredentials):
 		p.metrics.none.Inc()
-		return p.challenge(w, r, http.StatusPaymentRequired, "payment required")
+		return p.challenge(w, r, http.StatusPaymentRequired, p.offer(price), "payment required")
 	default:
-		p.metrics.invalid.Inc()
-		return p.challenge(w, r, http.StatusUnauthorized, "invalid credentials: "+err.Error())
+		return p.invalid(w, r, price, err)
 	}
+}
+
+// verifiedProof reads what a credential that verified proves and, if it
+// came alone, remembers it as verified.
+func (p *Paywall) verifiedProof(values []string, token string, keys *l402.Keyring, id l402.Identifier, settled bool) (proof, error) {
+	facts, err := p.readFacts(token)
+	if err != nil {
+		return proof{}, err
+	}
+	pr := proof{paymentHash: id.PaymentHash, tokenID: id.TokenID, credentialFacts: facts}
+	if len(values) == 1 {
+		p.verified.add(values[0], verifiedCredential{keys: keys, id: id, proof: pr, settled: settled})
+	}
+	return pr, nil
+}
+
+// invalid answers bad credentials: 401 with a fresh challenge.
+func (p *Paywall) invalid(w http.ResponseWriter, r *http.Request, price int64, err error) error {
+	p.metrics.invalid.Inc()
+	return p.challenge(w, r, http.StatusUnauthorized, p.offer(price), "invalid credentials: "+err.Error())
 }
 
 // keyring returns the keys that sign and verify this paywall's tokens. It
@@ -388,23 +505,35 @@ func (p *Paywall) answerWait(w http.ResponseWriter, r *http.Request, token strin
 }
 
 // admit passes a paid request on, with facts about the payment in
-// placeholders and, unless kept, without its credentials. The answer is
-// kept out of shared caches.
-func (p *Paywall) admit(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, id l402.Identifier) error {
+// placeholders and, unless kept, without its credentials. The answer,
+// written through resp, is kept out of shared caches; a metered answer is
+// charged when it ends, even if it is aborted (the rest of the route then
+// panics with http.ErrAbortHandler, which goes on up).
+func (p *Paywall) admit(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, pr proof, price int64, resp *paidResponse) (err error) {
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		repl.Map(placeholders{p, id}.value)
+		repl.Map(placeholders{p, pr, price, resp}.value)
 	}
 	if !p.KeepCredentials {
 		stripCredentials(r)
 	}
-	return next.ServeHTTP(&paidResponse{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}, r)
+	resp.ResponseWriterWrapper = caddyhttp.ResponseWriterWrapper{ResponseWriter: w}
+	if resp.meter == nil {
+		return next.ServeHTTP(resp, r)
+	}
+	completed := false
+	defer func() { resp.meter.finish(r, resp.Header(), completed, err) }()
+	err = next.ServeHTTP(resp, r)
+	completed = true
+	return err
 }
 
 // placeholders computes the paywall's placeholders for an admitted request
 // when the rest of the route asks for them, not before.
 type placeholders struct {
-	p  *Paywall
-	id l402.Identifier
+	p     *Paywall
+	pr    proof
+	price int64
+	resp  *paidResponse
 }
 
 func (ph placeholders) value(key string) (any, bool) {
@@ -414,13 +543,23 @@ func (ph placeholders) value(key string) (any, bool) {
 	}
 	switch name {
 	case "payment_hash":
-		return hex.EncodeToString(ph.id.PaymentHash[:]), true
+		return hex.EncodeToString(ph.pr.paymentHash[:]), true
 	case "token_id":
-		return hex.EncodeToString(ph.id.TokenID[:]), true
+		return hex.EncodeToString(ph.pr.tokenID[:]), true
 	case "price":
-		return ph.p.Price, true
+		return ph.price, true
 	case "service":
 		return ph.p.service, true
+	case "mode":
+		return ph.p.mode, true
+	case "balance":
+		if ph.resp.hasBalance {
+			return ph.resp.balance, true
+		}
+	case "account":
+		if ph.pr.account != "" {
+			return ph.pr.account, true
+		}
 	}
 	return nil, false
 }

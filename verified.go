@@ -27,7 +27,7 @@ type verifiedCredentials struct {
 type verifiedCredential struct {
 	keys    *l402.Keyring   // the keys that verified it
 	id      l402.Identifier // the token's identifier
-	expires time.Time       // when the token stops opening the paywall
+	proof   proof           // what it proves: payment, amount, expiry, account
 	settled bool            // proven by the node's settlement, not a preimage
 }
 
@@ -41,33 +41,35 @@ func (v *verifiedCredentials) lookup(value string, keys *l402.Keyring, revoked f
 	v.mu.RLock()
 	c, ok := v.seen.get(value)
 	v.mu.RUnlock()
-	if !ok || c.keys != keys || !now.Before(c.expires) || revoked(c.id) {
+	if !ok || c.keys != keys || !now.Before(c.proof.expires) || revoked(c.id) {
 		return verifiedCredential{}, false
 	}
 	return c, true
 }
 
-// add remembers a credential that keys just verified for service, under a
-// checker with maxAge.
-func (v *verifiedCredentials) add(value, token, service string, maxAge time.Duration, keys *l402.Keyring, id l402.Identifier, settled bool) {
-	expires, ok := credentialExpiry(token, service, maxAge)
-	if !ok {
-		return
-	}
+// add remembers a credential that c.keys just verified.
+func (v *verifiedCredentials) add(value string, c verifiedCredential) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.seen.put(value, verifiedCredential{keys: keys, id: id, expires: expires, settled: settled})
+	v.seen.put(value, c)
 }
 
 // credentialExpiry is when the token stops opening a paywall of service
-// whose checker has maxAge: its earliest <service>_valid_until, or its
-// earliest <service>_issued_at plus maxAge if that comes first (far in the
-// future without either). ok is false if the token cannot be read.
+// whose checker has maxAge (see tokenExpiry); ok is false if the token
+// cannot be read.
 func credentialExpiry(token, service string, maxAge time.Duration) (time.Time, bool) {
 	t, err := l402.DecodeToken(token)
 	if err != nil {
 		return time.Time{}, false
 	}
+	return tokenExpiry(t, service, maxAge)
+}
+
+// tokenExpiry is when t stops opening a paywall of service whose checker
+// has maxAge: its earliest <service>_valid_until, or its earliest
+// <service>_issued_at plus maxAge if that comes first (far in the future
+// without either). ok is false if a caveat is malformed.
+func tokenExpiry(t *l402.Token, service string, maxAge time.Duration) (time.Time, bool) {
 	expires := time.Unix(math.MaxInt64, 0)
 	validUntil, _, found, err := t.ValidUntil(service)
 	if err != nil {

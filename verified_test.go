@@ -24,7 +24,7 @@ func TestVerifiedCredentials(t *testing.T) {
 	if _, ok := v.lookup(value, keys, notRevoked, time.Now()); ok {
 		t.Fatal("hit before add")
 	}
-	v.add(value, token, "s", 0, keys, id, false)
+	addToken(t, v, value, token, "s", 0, keys, id)
 
 	for _, tt := range []struct {
 		name    string
@@ -49,7 +49,7 @@ func TestVerifiedCredentials(t *testing.T) {
 
 	// Memory stays bounded: old generations go.
 	for i := range verifiedMemory * 2 {
-		v.add(strconv.Itoa(i)+value, token, "s", 0, keys, id, false)
+		addToken(t, v, strconv.Itoa(i)+value, token, "s", 0, keys, id)
 	}
 	if n := v.seen.len(); n > verifiedMemory {
 		t.Errorf("%d entries, want at most %d", n, verifiedMemory)
@@ -68,7 +68,7 @@ func TestVerifiedCredentialsMaxAge(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := newVerifiedCredentials()
-	v.add("x", token, "s", 2*time.Minute, keys, id, false)
+	addToken(t, v, "x", token, "s", 2*time.Minute, keys, id)
 	notRevoked := func(l402.Identifier) bool { return false }
 	if _, ok := v.lookup("x", keys, notRevoked, issued.Add(time.Minute)); !ok {
 		t.Error("not remembered within max age")
@@ -76,4 +76,15 @@ func TestVerifiedCredentialsMaxAge(t *testing.T) {
 	if _, ok := v.lookup("x", keys, notRevoked, issued.Add(2*time.Minute)); ok {
 		t.Error("remembered past the max age")
 	}
+}
+
+// addToken remembers value as a credential of token, verified by keys for
+// service under a checker with maxAge.
+func addToken(t *testing.T, v *verifiedCredentials, value, token, service string, maxAge time.Duration, keys *l402.Keyring, id l402.Identifier) {
+	t.Helper()
+	expires, ok := credentialExpiry(token, service, maxAge)
+	if !ok {
+		t.Fatalf("token %s: no expiry", token)
+	}
+	v.add(value, verifiedCredential{keys: keys, id: id, proof: proof{paymentHash: id.PaymentHash, credentialFacts: credentialFacts{expires: expires}}})
 }
