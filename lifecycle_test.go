@@ -94,6 +94,12 @@ func TestValidateDoesNoIO(t *testing.T) {
 		paywall 100
 		respond "x"
 	}
+	route /balance/* {
+		paywall 1 {
+			mode prepaid
+		}
+		respond "x"
+	}
 	route /api/* {
 		lightning
 	}`))
@@ -123,6 +129,9 @@ func TestValidateDoesNoIO(t *testing.T) {
 	t.Cleanup(func() { _ = caddy.Stop() })
 	if counts.writes.Load() == 0 {
 		t.Error("Start did not create the shared token state")
+	}
+	if !runningLedger(t).loaded.Load() {
+		t.Error("Start did not load the embedded ledger")
 	}
 	waitFor(t, "the invoice stream to start", func() bool { return node.InvoiceSubscribers() == 1 })
 	if err := caddy.Stop(); err != nil {

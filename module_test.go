@@ -196,3 +196,138 @@ func TestLoadCredentials(t *testing.T) {
 		})
 	}
 }
+
+func TestAdaptSelling(t *testing.T) {
+	caddytest.AssertAdapt(t, `{
+	lightning {
+		ledger {
+			flush_interval 2s
+			max_unsaved 5000
+			storage file_system /var/lib/ledger
+			prefix shop/ledger
+		}
+	}
+}
+
+:8080 {
+	map {path} {price} {
+		/big 10
+		default 1
+	}
+	paywall {price} {
+		mode prepaid
+		max_price 10
+		balance 500
+		cost_header X-Cost
+		max_cost 100
+		charge_failures
+	}
+}
+`, "caddyfile", `{
+	"apps": {
+		"http": {
+			"servers": {
+				"srv0": {
+					"listen": [
+						":8080"
+					],
+					"routes": [
+						{
+							"handle": [
+								{
+									"defaults": [
+										"1"
+									],
+									"destinations": [
+										"{price}"
+									],
+									"handler": "map",
+									"mappings": [
+										{
+											"input": "/big",
+											"outputs": [
+												10
+											]
+										}
+									],
+									"source": "{http.request.uri.path}"
+								},
+								{
+									"balance": 500,
+									"charge_failures": true,
+									"cost_header": "X-Cost",
+									"handler": "paywall",
+									"max_cost": 100,
+									"max_price": 10,
+									"mode": "prepaid",
+									"price": "{price}"
+								}
+							]
+						}
+					]
+				}
+			}
+		},
+		"lightning": {
+			"ledger": {
+				"flush_interval": 2000000000,
+				"max_unsaved": 5000,
+				"storage": {
+					"module": "file_system",
+					"root": "/var/lib/ledger"
+				},
+				"prefix": "shop/ledger"
+			}
+		}
+	}
+}`)
+	caddytest.AssertAdapt(t, `{
+	lightning {
+		ledger redis {
+			url rediss://redis.internal:6380/0
+			password {env.REDIS_PASSWORD}
+			ca_cert /etc/redis/ca.pem
+			timeout 500ms
+		}
+	}
+}
+
+:8080 {
+	paywall 10 {
+		mode per_request
+	}
+}
+`, "caddyfile", `{
+	"apps": {
+		"http": {
+			"servers": {
+				"srv0": {
+					"listen": [
+						":8080"
+					],
+					"routes": [
+						{
+							"handle": [
+								{
+									"handler": "paywall",
+									"mode": "per_request",
+									"price": 10
+								}
+							]
+						}
+					]
+				}
+			}
+		},
+		"lightning": {
+			"ledger": {
+				"backend": "redis",
+				"url": "rediss://redis.internal:6380/0",
+				"password": "{env.REDIS_PASSWORD}",
+				"ca_cert": "/etc/redis/ca.pem",
+				"timeout": 500000000
+			}
+		}
+	}
+}`)
+}
