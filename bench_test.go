@@ -2,8 +2,10 @@ package lightning
 
 import (
 	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -13,9 +15,13 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/certmagic"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/lightningcaddy/caddy-lightning/internal/redistest"
 	"github.com/lightningcaddy/caddy-lightning/l402"
+	"github.com/lightningcaddy/caddy-lightning/ledger"
+	"github.com/lightningcaddy/caddy-lightning/ledger/redisledger"
 	"github.com/lightningcaddy/caddy-lightning/lnd"
 	"github.com/lightningcaddy/caddy-lightning/lnd/lndtest"
 )
@@ -98,8 +104,14 @@ func benchApp(b *testing.B, client *lnd.Client) *App {
 	return &App{client: client, feed: newSettlementFeed(), ctx: caddy.Context{Context: b.Context()}, logger: zap.NewNop()}
 }
 
-// benchPaywall is a paywall wired to a fake node, without Caddy.
+// benchPaywall is a pass paywall wired to a fake node, without Caddy.
 func benchPaywall(b *testing.B) (*Paywall, *lndtest.Node) {
+	return benchSellingPaywall(b, modePass, nil)
+}
+
+// benchSellingPaywall is a paywall selling in mode on led (nil for a pass),
+// wired to a fake node, without Caddy.
+func benchSellingPaywall(b *testing.B, mode string, led *sharedLedger) (*Paywall, *lndtest.Node) {
 	node, client := benchNode(b)
 	keys, err := l402.NewKeyring(l402.NewRootKey())
 	if err != nil {
@@ -111,7 +123,7 @@ func benchPaywall(b *testing.B) (*Paywall, *lndtest.Node) {
 		b.Fatal(err)
 	}
 	p := &Paywall{
-		Price: "100", ValidFor: 3600e9, InvoiceExpiry: 600e9, Service: "bench", Memo: "bench", mode: modePass, price: 100,
+		Price: "100", ValidFor: 3600e9, InvoiceExpiry: 600e9, Service: "bench", Memo: "bench", mode: mode, price: 100, led: led,
 		app: app, node: client, settled: app.settlements(), tokens: app.tokens, fixedKeys: keys,
 		limits:   newInvoiceLimits(&Rate{}, &Rate{}),
 		lookups:  newLookupGuard(&Rate{}),
@@ -148,6 +160,134 @@ func BenchmarkPaywallPaid(b *testing.B) {
 			b.Fatalf("paid request: %d %v", rec.Code, err)
 		}
 	}
+}
+
+// benchCredential mints a credential of the bench paywall for a payment of
+// its own: what a buyer presents after paying.
+func benchCredential(b *testing.B, p *Paywall, o offer) string {
+	preimage := [32]byte{}
+	if _, err := rand.Read(preimage[:]); err != nil {
+		b.Fatal(err)
+	}
+	hash := sha256.Sum256(preimage[:])
+	issued := time.Now()
+	token, _, err := p.fixedKeys.Mint(hash, p.caveats(o, hash, issued, issued.Add(time.Hour))...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return "L402 " + token + ":" + hex.EncodeToString(preimage[:])
+}
+
+// benchFresh serves b.N requests, each with a credential never presented
+// before (minted in batches, off the timer), as every per_request buyer
+// presents one.
+func benchFresh(b *testing.B, p *Paywall) {
+	const batch = 4096
+	creds := make([]string, 0, batch)
+	req := httptest.NewRequest(http.MethodGet, "/paid", nil)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if i%batch == 0 {
+			b.StopTimer()
+			creds = creds[:0]
+			for range min(batch, b.N-i) {
+				creds = append(creds, benchCredential(b, p, offer{amount: 100}))
+			}
+			b.StartTimer()
+		}
+		req.Header.Set("Authorization", creds[i%batch])
+		rec := httptest.NewRecorder()
+		if err := p.ServeHTTP(rec, req, okHandler); err != nil || rec.Code != http.StatusOK {
+			b.Fatalf("request %d: %d %v %s", i, rec.Code, err, rec.Body)
+		}
+	}
+}
+
+// benchMemoryLedger is an embedded ledger over file storage with its
+// flusher running, loaded. MaxUnsaved is lifted as in package ledger's
+// benchmarks: a loop runs far more claims and draws a second than the
+// default lets one flush interval take.
+func benchMemoryLedger(b *testing.B) *sharedLedger {
+	m := ledger.NewMemory(&certmagic.FileStorage{Path: b.TempDir()}, ledger.MemoryOptions{MaxUnsaved: math.MaxInt})
+	s := &sharedLedger{paywallLedger: m, backend: backendEmbedded, memory: m, logger: zap.NewNop()}
+	if err := s.start(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Destruct() })
+	return s
+}
+
+// BenchmarkPaywallPassFresh is a pass admitting a credential it has not
+// seen: the full verification (BenchmarkPaywallPerRequest's baseline).
+func BenchmarkPaywallPassFresh(b *testing.B) {
+	p, _ := benchPaywall(b)
+	benchFresh(b, p)
+}
+
+// BenchmarkPaywallPerRequest is a per_request paywall admitting a fresh
+// payment: the pass's work plus the claim in the embedded ledger.
+func BenchmarkPaywallPerRequest(b *testing.B) {
+	p, _ := benchSellingPaywall(b, modePerRequest, benchMemoryLedger(b))
+	benchFresh(b, p)
+}
+
+// benchPrepaid serves b.N requests with one prepaid credential, each
+// drawing 1 sat, and reports the ledger's round trips per request when
+// commands counts them.
+func benchPrepaid(b *testing.B, led *sharedLedger, commands func() int64) {
+	p, _ := benchSellingPaywall(b, modePrepaid, led)
+	p.price = 1
+	authz := benchCredential(b, p, offer{amount: ledger.MaxSats})
+	req := httptest.NewRequest(http.MethodGet, "/paid", nil)
+	req.Header.Set("Authorization", authz)
+	if rec := httptest.NewRecorder(); p.ServeHTTP(rec, req, okHandler) != nil || rec.Code != http.StatusOK {
+		b.Fatalf("first request: %d %s", rec.Code, rec.Body)
+	}
+	var before int64
+	if commands != nil {
+		before = commands()
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		req.Header.Set("Authorization", authz)
+		rec := httptest.NewRecorder()
+		if err := p.ServeHTTP(rec, req, okHandler); err != nil || rec.Code != http.StatusOK {
+			b.Fatalf("prepaid request: %d %v %s", rec.Code, err, rec.Body)
+		}
+	}
+	b.StopTimer()
+	if commands != nil {
+		b.ReportMetric(float64(commands()-before)/float64(b.N), "roundtrips/op")
+	}
+}
+
+// BenchmarkPaywallPrepaid is a prepaid request on the embedded ledger: the
+// remembered credential (as BenchmarkPaywallPaid) and a draw.
+func BenchmarkPaywallPrepaid(b *testing.B) {
+	benchPrepaid(b, benchMemoryLedger(b), nil)
+}
+
+// BenchmarkPaywallPrepaidRedis is a prepaid request on Redis on loopback:
+// one round trip, counted by the server.
+func BenchmarkPaywallPrepaidRedis(b *testing.B) {
+	srv := redistest.Start(b, redistest.Options{})
+	l, err := redisledger.New(redisledger.Options{URL: srv.URL})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = l.Close() })
+	stats := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	b.Cleanup(func() { _ = stats.Close() })
+	commands := func() int64 {
+		n, err := redistest.Commands(b.Context(), stats)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return n
+	}
+	benchPrepaid(b, &sharedLedger{paywallLedger: l, backend: backendRedis, redis: l, logger: zap.NewNop()}, commands)
 }
 
 // BenchmarkPaywallChallenge is the cost of a 402: an invoice from the node

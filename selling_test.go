@@ -21,6 +21,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"gopkg.in/macaroon.v2"
 
+	"github.com/lightningcaddy/caddy-lightning/internal/redistest"
 	"github.com/lightningcaddy/caddy-lightning/l402"
 	"github.com/lightningcaddy/caddy-lightning/ledger"
 	"github.com/lightningcaddy/caddy-lightning/lnd/lndtest"
@@ -889,5 +890,43 @@ func TestSellingMetricsAndStatus(t *testing.T) {
 	}
 	if len(st.Paywalls) != 3 || st.Ledger == nil || st.Ledger.Backend != "embedded" || !st.Ledger.Ready {
 		t.Errorf("status: %d paywalls, ledger %+v", len(st.Paywalls), st.Ledger)
+	}
+}
+
+// TestPrepaidRedis: the same balance on Redis, reached over TLS (trusting
+// the server's CA from ca_cert) with a password: 40 concurrent requests on
+// a balance of 20 admit exactly 20; a per_request payment admits one.
+func TestPrepaidRedis(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{TLS: true, Password: "s3cret"})
+	t.Setenv("LIGHTNING_TEST_REDIS_PASSWORD", "s3cret")
+	node := lndtest.Start(t)
+	base := startCaddy(t, lndOptionWith(node, fmt.Sprintf(`
+		ledger redis {
+			url %s
+			password {env.LIGHTNING_TEST_REDIS_PASSWORD}
+			ca_cert %s
+			prefix test-prepaid
+		}`, srv.URL, srv.CertFile)), `	route /bal/* {
+		paywall 1 {
+			mode prepaid
+			balance 20
+		}
+		respond "bal"
+	}
+	route /once/* {
+		paywall 5 {
+			mode per_request
+		}
+		respond "once"
+	}`)
+	_, h := buy(t, node, base+"/bal/", nil)
+	statuses, _ := concurrently(t, 40, base+"/bal/", h)
+	if ok := count(statuses, http.StatusOK); ok != 20 || count(statuses, http.StatusPaymentRequired) != 20 {
+		t.Errorf("40 concurrent requests on a balance of 20 in Redis: %d admitted (%v)", ok, statuses)
+	}
+	_, once := buy(t, node, base+"/once/", nil)
+	statuses, _ = concurrently(t, 10, base+"/once/", once)
+	if ok := count(statuses, http.StatusOK); ok != 1 {
+		t.Errorf("10 concurrent presentations of one payment in Redis: %d admitted (%v)", ok, statuses)
 	}
 }

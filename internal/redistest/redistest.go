@@ -2,11 +2,13 @@
 // Start, on 127.0.0.1 on a free port, in a temporary directory, without
 // persistence, stopped when the test ends. scripts/install-deps.sh installs
 // redis-server; without it a test skips under -short and fails otherwise.
-// Linux only (Pdeathsig).
+// Run starts one outside a test (the load command's). Linux only
+// (Pdeathsig).
 package redistest
 
 import (
 	"bufio"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -14,6 +16,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -21,12 +24,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Options shapes the server.
@@ -47,11 +53,15 @@ type Server struct {
 	URL string
 	// TLS trusts the server's certificate (nil without TLS).
 	TLS *tls.Config
+	// CertFile is the server's self-signed certificate, PEM, which a
+	// client can trust as a CA ("" without TLS).
+	CertFile string
 
-	cmd    *exec.Cmd
-	done   chan struct{} // closed when the process has exited
-	output *lockedBuffer
-	stop   sync.Once
+	cmd       *exec.Cmd
+	done      chan struct{} // closed when the process has exited
+	output    *lockedBuffer
+	stop      sync.Once
+	removeDir string // Run's directory
 }
 
 // startTimeout bounds the wait for "Ready to accept connections".
@@ -60,18 +70,46 @@ const startTimeout = 20 * time.Second
 // Start starts a server for t and stops it when t ends.
 func Start(t testing.TB, opt Options) *Server {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
+	if _, err := exec.LookPath("redis-server"); err != nil {
 		if testing.Short() {
 			t.Skip("redis-server is not installed (scripts/install-deps.sh installs it)")
 		}
 		t.Fatal("redis-server is not installed: run scripts/install-deps.sh (it installs Debian's redis-server)")
 	}
-	dir := t.TempDir()
+	s, err := startIn(t.TempDir(), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Run starts a server outside a test, in a temporary directory that Stop
+// removes.
+func Run(opt Options) (*Server, error) {
+	dir, err := os.MkdirTemp("", "redistest-")
+	if err != nil {
+		return nil, err
+	}
+	s, err := startIn(dir, opt)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	s.removeDir = dir
+	return s, nil
+}
+
+// startIn starts a server in dir.
+func startIn(dir string, opt Options) (*Server, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, errors.New("redis-server is not installed: run scripts/install-deps.sh (it installs Debian's redis-server)")
+	}
 	var cfg *tls.Config
 	if opt.TLS {
 		if cfg, err = writeCertificate(dir); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 	}
 	// Another process may take the free port before redis binds it: retry.
@@ -79,11 +117,13 @@ func Start(t testing.TB, opt Options) *Server {
 		s, err := start(bin, dir, opt)
 		if err == nil {
 			s.TLS = cfg
-			t.Cleanup(s.Stop)
-			return s
+			if opt.TLS {
+				s.CertFile = filepath.Join(dir, "cert.pem")
+			}
+			return s, nil
 		}
 		if attempt == 5 || !strings.Contains(err.Error(), "already in use") {
-			t.Fatal(err)
+			return nil, err
 		}
 	}
 }
@@ -165,7 +205,45 @@ func (s *Server) Stop() {
 	s.stop.Do(func() {
 		_ = s.cmd.Process.Kill()
 		<-s.done
+		if s.removeDir != "" {
+			_ = os.RemoveAll(s.removeDir)
+		}
 	})
+}
+
+// roundTripCommands are the commands a ledger client sends: its scripts
+// and the connection's setup.
+var roundTripCommands = []string{"cmdstat_evalsha", "cmdstat_eval", "cmdstat_hello", "cmdstat_auth", "cmdstat_client|setinfo", "cmdstat_select", "cmdstat_ping"}
+
+// Commands returns how many commands clients sent the server, read from
+// INFO commandstats through c: the top-level calls (run or refused) of the
+// only commands the ledger sends (EVALSHA, EVAL) and of those a connection
+// starts with, so the round trips of the ledgers' clients. INFO
+// commandstats counts the commands scripts call under their own names, so
+// those are left out.
+func Commands(ctx context.Context, c *redis.Client) (int64, error) {
+	info, err := c.Info(ctx, "commandstats").Result()
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for line := range strings.Lines(info) {
+		name, stats, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || !slices.Contains(roundTripCommands, name) {
+			continue
+		}
+		for field := range strings.SplitSeq(stats, ",") {
+			k, v, _ := strings.Cut(field, "=")
+			if k == "calls" || k == "rejected_calls" {
+				x, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					return 0, fmt.Errorf("redistest: INFO commandstats: %q: %w", line, err)
+				}
+				n += x
+			}
+		}
+	}
+	return n, nil
 }
 
 // writeCertificate writes a self-signed certificate for 127.0.0.1 and its

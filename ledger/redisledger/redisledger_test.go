@@ -200,34 +200,13 @@ func checkUnavailable(t *testing.T, what string, l ledger.Ledger) {
 	}
 }
 
-// clientCommands returns how many commands clients sent the server: the
-// top-level calls of the only commands the ledger sends (EVALSHA, EVAL)
-// and of those a connection starts with. INFO commandstats counts the
-// commands scripts call under their own names, so those are left out.
+// clientCommands returns how many commands clients sent the server (see
+// redistest.Commands).
 func clientCommands(t testing.TB, c *redis.Client) int64 {
 	t.Helper()
-	info, err := c.Info(ctx, "commandstats").Result()
+	n, err := redistest.Commands(ctx, c)
 	if err != nil {
 		t.Fatal(err)
-	}
-	var n int64
-	for line := range strings.Lines(info) {
-		name, stats, ok := strings.Cut(strings.TrimSpace(line), ":")
-		switch name {
-		case "cmdstat_evalsha", "cmdstat_eval", "cmdstat_hello", "cmdstat_auth", "cmdstat_client|setinfo", "cmdstat_select", "cmdstat_ping":
-		default:
-			continue
-		}
-		for field := range strings.SplitSeq(stats, ",") {
-			k, v, _ := strings.Cut(field, "=")
-			if ok && (k == "calls" || k == "rejected_calls") {
-				x, err := strconv.ParseInt(v, 10, 64)
-				if err != nil {
-					t.Fatal(err)
-				}
-				n += x
-			}
-		}
 	}
 	return n
 }
