@@ -1,5 +1,6 @@
-// Package instances runs two Caddy processes that share one storage
-// directory and one LND node, as instances behind a load balancer would.
+// Package instances runs Caddy processes (cmd/caddy) in front of one LND
+// node, as instances behind a load balancer would: two sharing one storage
+// directory, two sharing one Redis ledger, and one killed mid-balance.
 package instances
 
 import (
@@ -31,6 +32,7 @@ func TestMain(m *testing.M) {
 // instance is one Caddy process.
 type instance struct {
 	name, site, admin string
+	cmd               *exec.Cmd
 }
 
 // buildCaddy builds cmd/caddy once for the test.
@@ -46,8 +48,32 @@ func buildCaddy(t *testing.T) string {
 	return bin
 }
 
-// startInstance runs Caddy with storage in storageDir, in front of alice.
+// sharedSite is the site of TestTwoInstancesShareState: a paywall and
+// the Lightning API with a budget; %s is the instance's name.
+const sharedSite = `	route /paid/* {
+		paywall 20 {
+			service shared
+		}
+		respond "content from %s"
+	}
+	route /v1/lightning/* {
+		lightning {
+			max_payment 1000
+			max_fee 10
+			budget 2500 1h
+		}
+	}`
+
+// startInstance runs Caddy with storage in storageDir, in front of alice,
+// serving sharedSite.
 func startInstance(t *testing.T, bin, name, storageDir string) instance {
+	t.Helper()
+	return startInstanceWith(t, bin, name, storageDir, "", fmt.Sprintf(sharedSite, name))
+}
+
+// startInstanceWith runs Caddy with storage in storageDir, in front of
+// alice, with the lightning app's extra options and the site body.
+func startInstanceWith(t *testing.T, bin, name, storageDir, appOptions, site string) instance {
 	t.Helper()
 	sitePort, err := caddyrun.FreePort()
 	if err != nil {
@@ -72,25 +98,14 @@ func startInstance(t *testing.T, bin, name, storageDir string) instance {
 			macaroon %s
 		}
 		sync_interval 1s
+%s
 	}
 }
 
 http://127.0.0.1:%d {
-	route /paid/* {
-		paywall 20 {
-			service shared
-		}
-		respond "content from %s"
-	}
-	route /v1/lightning/* {
-		lightning {
-			max_payment 1000
-			max_fee 10
-			budget 2500 1h
-		}
-	}
+%s
 }
-`, adminPort, storageDir, a.GRPCAddr, a.TLSCertPath, a.MacaroonPath, sitePort, name)), 0o600)
+`, adminPort, storageDir, a.GRPCAddr, a.TLSCertPath, a.MacaroonPath, appOptions, sitePort, site)), 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +130,7 @@ http://127.0.0.1:%d {
 		}
 		log.Close()
 	})
-	in := instance{name: name, site: fmt.Sprintf("http://127.0.0.1:%d", sitePort), admin: fmt.Sprintf("http://127.0.0.1:%d", adminPort)}
+	in := instance{name: name, site: fmt.Sprintf("http://127.0.0.1:%d", sitePort), admin: fmt.Sprintf("http://127.0.0.1:%d", adminPort), cmd: cmd}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get(in.admin + "/lightning/status")
