@@ -100,14 +100,15 @@ func (h *histogram) quantile(q float64) time.Duration {
 
 // loadResult is what one run of a load, or several merged, measured.
 type loadResult struct {
-	requests int64         // completed requests (failed ones included)
-	failures int64         // requests whose outcome was not the expected one
-	firstErr error         // the first failure's error
-	elapsed  time.Duration // wall time, from the first request to the last answer
-	latency  histogram     // of every completed request
-	rounds   []float64     // requests per second of each merged round
-	cpu      time.Duration // CPU time of this process (Caddy, upstream and client) during the run
-	allocs   heapAllocs    // what this process allocated during the run
+	requests int64           // completed requests (failed ones included)
+	failures int64           // requests whose outcome was not the expected one
+	firstErr error           // the first failure's error
+	elapsed  time.Duration   // wall time, from the first request to the last answer
+	latency  histogram       // of every completed request
+	rounds   []float64       // requests per second of each merged round
+	cpuRound []time.Duration // CPU time per request of each merged round
+	cpu      time.Duration   // CPU time of this process (Caddy, upstream and client) during the run
+	allocs   heapAllocs      // what this process allocated during the run
 }
 
 // heapAllocs counts heap allocations.
@@ -183,6 +184,25 @@ func (r *loadResult) add(o *loadResult) {
 	r.allocs.objects += o.allocs.objects
 	r.latency.merge(&o.latency)
 	r.rounds = append(r.rounds, o.rate())
+	r.cpuRound = append(r.cpuRound, o.cpuPerRequest())
+}
+
+// pairedCPUDelta returns the median, over rounds, of r's CPU time per
+// request minus base's in the same round (0 if the rounds do not pair up).
+func pairedCPUDelta(r, base *loadResult) time.Duration {
+	if len(r.cpuRound) == 0 || len(r.cpuRound) != len(base.cpuRound) {
+		return 0
+	}
+	deltas := make([]time.Duration, len(r.cpuRound))
+	for i, c := range r.cpuRound {
+		deltas[i] = c - base.cpuRound[i]
+	}
+	slices.Sort(deltas)
+	n := len(deltas)
+	if n%2 == 1 {
+		return deltas[n/2]
+	}
+	return (deltas[n/2-1] + deltas[n/2]) / 2
 }
 
 // pairedRatio returns the median, over rounds, of r's rate over base's rate

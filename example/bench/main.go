@@ -15,6 +15,14 @@
 //     the node, beside the same lookups made straight to the node;
 //  5. Caddy's heap after 1,000 and after 100,000 paid requests with
 //     distinct tokens;
+//  6. the ways to sell on the embedded ledger, interleaved with /plain/: a
+//     pass with a remembered credential and with a fresh one on every
+//     request, per_request (a fresh payment on every request) and prepaid
+//     (a draw per request); then, with real payments and 32 clients at
+//     once, that exactly what was paid is admitted;
+//  7. prepaid on Redis (loopback) against /plain/, with Redis round trips
+//     per request; then the overspend check again on two Caddy processes
+//     (cmd/caddy) sharing the Redis;
 //
 // and prints a Markdown table of the results against the targets. Ratios
 // are medians of per-round ratios: the scenarios of a round run back to
@@ -53,7 +61,7 @@ import (
 // scenarioNames are the scenarios --only can select, in the order they run
 // (checkinvoice measures its small count first and its large count after
 // the others have added invoices).
-var scenarioNames = []string{"throughput", "challenges", "checkinvoice", "memory"}
+var scenarioNames = []string{"throughput", "selling", "challenges", "checkinvoice", "memory", "redis"}
 
 // options are the command-line flags.
 type options struct {
@@ -62,7 +70,9 @@ type options struct {
 	roundTime     time.Duration
 	roundRequests int64
 	warmup        time.Duration
-	tokens        int
+
+	sellRoundRequests int64
+	tokens            int
 
 	invoiceRounds        int
 	invoiceRoundTime     time.Duration
@@ -91,6 +101,7 @@ func main() {
 	flag.DurationVar(&o.roundTime, "round-time", 750*time.Millisecond, "time bound of one throughput round")
 	flag.Int64Var(&o.roundRequests, "round-requests", 100_000, "request bound of one throughput round")
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up of each throughput scenario")
+	flag.Int64Var(&o.sellRoundRequests, "sell-round-requests", 4000, "request bound of one selling round (fresh credentials are minted for every request beforehand)")
 	flag.IntVar(&o.tokens, "tokens", 8, "paid invoices (tokens) per paid throughput scenario")
 	flag.IntVar(&o.invoiceRounds, "invoice-rounds", 12, "interleaved rounds of 402 challenges and direct AddInvoice")
 	flag.DurationVar(&o.invoiceRoundTime, "invoice-round-time", 500*time.Millisecond, "time bound of one invoice round")
@@ -128,8 +139,8 @@ func (o *options) validate() error {
 		return errors.New("--rounds and --invoice-rounds must be at least 1")
 	case o.roundTime <= 0 || o.invoiceRoundTime <= 0 || o.checkTime <= 0 || o.memTime <= 0 || o.timeout <= 0:
 		return errors.New("durations must be positive")
-	case o.roundRequests < 1 || o.invoiceRoundRequests < 1 || o.checks < 1:
-		return errors.New("--round-requests, --invoice-round-requests and --checks must be at least 1")
+	case o.roundRequests < 1 || o.invoiceRoundRequests < 1 || o.checks < 1 || o.sellRoundRequests < 1:
+		return errors.New("--round-requests, --invoice-round-requests, --sell-round-requests and --checks must be at least 1")
 	case o.tokens < 1:
 		return errors.New("--tokens must be at least 1")
 	case o.smallInvoices < 1 || o.largeInvoices <= o.smallInvoices:
@@ -217,7 +228,11 @@ func run(o options) (err error) {
 		return err
 	}
 	logPath := filepath.Join(dir, "caddy.log")
-	if err := startCaddy(caddyfile(dir, logPath, port, network.Alice, up.addr, rootKey)); err != nil {
+	b.config = func(ledger string) string {
+		return caddyfile(dir, logPath, port, network.Alice, up.addr, rootKey, ledger)
+	}
+	b.upstream, b.rootKey, b.dir = up.addr, rootKey, dir
+	if err := startCaddy(b.config("")); err != nil {
 		return err
 	}
 	defer func() {
@@ -279,11 +294,13 @@ func (b *bench) runScenarios(ctx context.Context) error {
 	// invoices, and its large count after them.
 	step("checkinvoice", b.checkSmall)
 	step("throughput", b.throughput)
+	step("selling", b.selling)
 	step("challenges", b.challenges)
 	if b.res.checkSmall != nil {
 		step("checkinvoice", b.checkLarge)
 	}
 	step("memory", b.memory)
+	step("redis", b.redis) // last: it reloads Caddy with the Redis ledger
 	return errors.Join(errs...)
 }
 

@@ -38,6 +38,14 @@ type bench struct {
 	memo    string        // the memo the paywall writes on its invoices
 	log     io.Writer     // progress messages
 
+	// config is Caddy's configuration with a ledger block ("" for the
+	// embedded default); the rest is what it is made of, for the
+	// instances the redis scenario starts.
+	config   func(ledger string) string
+	upstream string
+	rootKey  []byte
+	dir      string
+
 	// prepaid are invoices made on alice and paid by bob before Caddy
 	// started, so Caddy learns their settlement only by asking the node.
 	prepaid []payment

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	caddyfmt "github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"google.golang.org/grpc"
 
@@ -67,11 +68,40 @@ func (u *upstream) stop() error {
 	return nil
 }
 
+// Services and prices of the selling paywalls under test: a pass seeing a
+// fresh credential on every request (the baseline of per_request), one
+// payment per request, and a prepaid balance at 1 sat a request.
+const (
+	freshService    = "fresh"
+	onceService     = "once"
+	balanceService  = "bal"
+	balancePrice    = 1
+	balanceSold     = 2000 // sats one prepaid payment buys
+	perRequestPrice = paywallPrice
+)
+
 // caddyfile is the configuration under test: the same upstream behind
-// /plain/ (the baseline) and /paid/ (the paywall, rate limits off), the
-// Lightning API and the metrics. Caddy's logs go to logPath, not stdout.
-func caddyfile(dir, logPath string, port int, alice *regtest.Node, up string, rootKey []byte) string {
-	return fmt.Sprintf(`{
+// /plain/ (the baseline) and behind paywalls (rate limits off): /paid/ and
+// /fresh/ (passes), /once/ (per_request) and /bal/ (prepaid), the
+// Lightning API and the metrics. ledger is the lightning app's ledger
+// block ("" for the embedded default). Caddy's logs go to logPath, not
+// stdout.
+func caddyfile(dir, logPath string, port int, alice *regtest.Node, up string, rootKey []byte, ledger string) string {
+	key := hex.EncodeToString(rootKey)
+	paywall := func(path, settings string) string {
+		return fmt.Sprintf(`	route %s {
+		paywall {
+%s
+			root_key %s
+			invoices_per_client off
+			invoices_total off
+		}
+		reverse_proxy %s
+	}
+`, path, settings, key, up)
+	}
+	// Caddy warns about (and caddyrun refuses) unformatted input.
+	return string(caddyfmt.Format([]byte(fmt.Sprintf(`{
 	admin off
 	persist_config off
 	default_bind 127.0.0.1
@@ -87,6 +117,7 @@ func caddyfile(dir, logPath string, port int, alice *regtest.Node, up string, ro
 			tls_cert %s
 			macaroon %s
 		}
+%s
 	}
 }
 
@@ -94,23 +125,18 @@ http://127.0.0.1:%d {
 	route /plain/* {
 		reverse_proxy %s
 	}
-	route /paid/* {
-		paywall %d {
-			service %s
-			root_key %s
-			invoices_per_client off
-			invoices_total off
-		}
-		reverse_proxy %s
-	}
-	route /v1/lightning/* {
+%s%s%s%s	route /v1/lightning/* {
 		lightning
 	}
 	metrics /metrics
 }
 `, quote(filepath.Join(dir, "caddy")), quote(logPath),
-		alice.GRPCAddr, quote(alice.TLSCertPath), quote(alice.MacaroonPath),
-		port, up, paywallPrice, paywallService, hex.EncodeToString(rootKey), up)
+		alice.GRPCAddr, quote(alice.TLSCertPath), quote(alice.MacaroonPath), ledger,
+		port, up,
+		paywall("/paid/*", fmt.Sprintf("\t\t\tprice %d\n\t\t\tservice %s", paywallPrice, paywallService)),
+		paywall("/fresh/*", fmt.Sprintf("\t\t\tprice %d\n\t\t\tservice %s", paywallPrice, freshService)),
+		paywall("/once/*", fmt.Sprintf("\t\t\tprice %d\n\t\t\tmode per_request\n\t\t\tservice %s", perRequestPrice, onceService)),
+		paywall("/bal/*", fmt.Sprintf("\t\t\tprice %d\n\t\t\tmode prepaid\n\t\t\tbalance %d\n\t\t\tservice %s", balancePrice, balanceSold, balanceService))))))
 }
 
 // quote makes s one Caddyfile token.

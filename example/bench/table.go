@@ -15,6 +15,11 @@ const (
 	targetChallengeRate  = 0.90 // 402/s over direct AddInvoice/s, at least
 	targetCheckGrowth    = 1.20 // checkinvoice p50 at the large count over the small, at most
 	targetHeapGrowth     = 1.20 // HeapInuse after memLarge tokens over memSmall, at most
+
+	// Targets of the issue "Pay per request for real".
+	targetSellThroughput  = 0.90                 // per_request and prepaid (embedded) req/s over baseline, at least
+	targetSellCPU         = 2 * time.Microsecond // added CPU per admitted request over a pass, at most
+	targetRedisThroughput = 0.75                 // prepaid on Redis req/s over baseline, at least
 )
 
 // results is what the scenarios measured; nil or zero where a scenario
@@ -43,6 +48,14 @@ type results struct {
 	memSmall, memLarge             *loadResult
 	heapBase, heapSmall, heapLarge uint64
 	memRPC                         rpcCounts
+
+	sellPlain, sellPass, sellFresh *loadResult // selling: the baseline and the passes
+	sellOnce, sellPrepaid          *loadResult // per_request and prepaid, embedded ledger
+	overspendOne                   overspendResult
+
+	redisPlain, redisPrepaid *loadResult
+	redisRoundTrips          float64 // Redis commands per prepaid request
+	overspendTwo             overspendResult
 }
 
 // verdict is PASS or FAIL.
@@ -141,17 +154,34 @@ func (r *results) table(w io.Writer, o options) error {
 			fmt.Sprintf("≤ %.1fx after %s", targetHeapGrowth, formatCount(float64(r.memSmall.requests))),
 			verdict(q <= targetHeapGrowth && r.memLarge.failures == 0))
 	}
+	if r.ran["selling"] {
+		r.sellingRows(row)
+	}
+	if r.ran["redis"] {
+		q := pairedRatio(r.redisPrepaid, r.redisPlain)
+		row("`/plain/` reverse_proxy (Redis phase baseline)", fmt.Sprintf("%s; CPU %s/request%s",
+			r.redisPlain.summary(), formatLatency(r.redisPlain.cpuPerRequest()), failures(r.redisPlain)), "", "")
+		row("`/bal/` prepaid on Redis (loopback), 1 sat drawn per request", fmt.Sprintf("%s; **%.3fx** baseline (median of %d paired rounds; totals %.3fx); "+
+			"**%.3g Redis round trips/request**; CPU %s/request (%+.1f µs, this process only: Redis's own is apart); %s%s",
+			r.redisPrepaid.summary(), q, len(r.redisPrepaid.rounds), ratio(r.redisPrepaid.rate(), r.redisPlain.rate()), r.redisRoundTrips,
+			formatLatency(r.redisPrepaid.cpuPerRequest()), float64(pairedCPUDelta(r.redisPrepaid, r.redisPlain))/float64(time.Microsecond),
+			formatAllocs(r.redisPrepaid), failures(r.redisPrepaid)),
+			fmt.Sprintf("≥ %.2fx baseline", targetRedisThroughput), verdict(q >= targetRedisThroughput && r.redisPrepaid.failures == 0))
+		row("Overspend: two `cmd/caddy` instances sharing the Redis ledger", r.overspendTwo.String(), "admitted = paid", verdict(r.overspendTwo.ok()))
+	}
 	for _, name := range scenarioNames {
 		if !r.ran[name] {
 			row(name, "not run", "", "")
 		}
 	}
-	if r.ran["throughput"] || r.ran["challenges"] {
+	if r.ran["throughput"] || r.ran["challenges"] || r.ran["selling"] || r.ran["redis"] {
 		b.WriteString("\nRequests/s per round (interleaved):\n\n")
 		for _, s := range []struct {
 			name string
 			res  *loadResult
-		}{{"plain", r.plain}, {"preimage", r.preimage}, {"token only", r.token}, {"plain+header", r.control}, {"402", r.challenge}, {"AddInvoice", r.addInvoice}} {
+		}{{"plain", r.plain}, {"preimage", r.preimage}, {"token only", r.token}, {"plain+header", r.control}, {"402", r.challenge}, {"AddInvoice", r.addInvoice},
+			{"selling: plain", r.sellPlain}, {"selling: pass", r.sellPass}, {"selling: pass, fresh credential", r.sellFresh},
+			{"selling: per_request", r.sellOnce}, {"selling: prepaid", r.sellPrepaid}, {"redis: plain", r.redisPlain}, {"redis: prepaid", r.redisPrepaid}} {
 			if s.res != nil {
 				fmt.Fprintf(&b, "- %s: %s\n", s.name, formatRounds(s.res.rounds))
 			}
@@ -159,6 +189,42 @@ func (r *results) table(w io.Writer, o options) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// sellingRows writes the rows of the selling scenario.
+func (r *results) sellingRows(row func(measure, result, target, status string)) {
+	base := r.sellPlain
+	row("`/plain/` reverse_proxy (selling baseline)", fmt.Sprintf("%s; CPU %s/request%s",
+		base.summary(), formatLatency(base.cpuPerRequest()), failures(base)), "", "")
+	line := func(res *loadResult) string {
+		return fmt.Sprintf("%s; **%.3fx** baseline (median of %d paired rounds; totals %.3fx); CPU %s/request; %s%s",
+			res.summary(), pairedRatio(res, base), len(res.rounds), ratio(res.rate(), base.rate()),
+			formatLatency(res.cpuPerRequest()), formatAllocs(res), failures(res))
+	}
+	row("`/paid/` pass, remembered credential", line(r.sellPass), "", "")
+	row("`/fresh/` pass, a fresh credential every request", line(r.sellFresh), "", "")
+	for _, s := range []struct {
+		name     string
+		res, vs  *loadResult
+		baseline string
+	}{
+		{"`/once/` per_request, embedded ledger, a fresh payment every request", r.sellOnce, r.sellFresh, "a pass with a fresh credential"},
+		{"`/bal/` prepaid, embedded ledger, 1 sat drawn per request", r.sellPrepaid, r.sellPass, "a pass with a remembered credential"},
+	} {
+		q := pairedRatio(s.res, base)
+		row(s.name, line(s.res), fmt.Sprintf("≥ %.2fx baseline", targetSellThroughput), verdict(q >= targetSellThroughput && s.res.failures == 0))
+		added := pairedCPUDelta(s.res, s.vs)
+		row("  added CPU per admitted request over "+s.baseline, fmt.Sprintf("%+.1f µs (median of per-round differences; whole process)", float64(added)/float64(time.Microsecond)),
+			fmt.Sprintf("≤ %s", formatLatency(targetSellCPU)), verdict(added <= targetSellCPU))
+	}
+	row(fmt.Sprintf("Overspend: one instance, embedded ledger, %d clients at once", overspendClients), r.overspendOne.String(), "admitted = paid", verdict(r.overspendOne.ok()))
+}
+
+// String is the overspend check in one line.
+func (o overspendResult) String() string {
+	return fmt.Sprintf("a paid balance of %s requests: **%s admitted**; %d per_request payments, each presented by %d clients at once: **%d admitted** (%s requests over %d instance(s))",
+		formatCount(float64(o.balancePaid)), formatCount(float64(o.balanceAdmitted)), o.perRequestPaid, overspendClients, o.perRequestUsed,
+		formatCount(float64(o.requests)), o.instances)
 }
 
 // checkSummary is a checkinvoice result, and its direct control, in one
