@@ -16,9 +16,11 @@
 // # Prepaid balances
 //
 // A request presenting a paid credential draws its price from the
-// credential's account: Draw; on ErrNotFound (first use) Credit the
-// payment, then Draw again. Credit is idempotent per payment hash, so a
-// credential presented twice, even at once, is credited once. A Draw the
+// credential's account: Draw; on ErrNotFound (first use), or on
+// ErrInsufficient (the credential may be a top-up not credited yet),
+// Credit the payment, then Draw again if it was credited (or the account
+// was missing). Credit is idempotent per payment hash, so a credential
+// presented twice, even at once, is credited once. A Draw the
 // balance cannot cover takes nothing and returns an *InsufficientError
 // with the shortfall: a plain draw never takes a balance below zero.
 //
