@@ -224,17 +224,20 @@ func TestPerRequest(t *testing.T) {
 	}
 }
 
-// TestPrepaidConcurrent: a balance of 20 sats at 1 sat a request admits
-// exactly 20 of 40 concurrent requests; the next gets a top-up invoice
-// that, paid, keeps the same credential going.
-func TestPrepaidConcurrent(t *testing.T) {
-	s := startCaddy(t, "", `	route /api/* {
+// prepaidAPI sells a balance of 20 sats at 1 sat a request.
+const prepaidAPI = `	route /api/* {
 		paywall 1 {
 			mode prepaid
 			balance 20
 		}
 		respond "answer"
-	}`)
+	}`
+
+// TestPrepaidConcurrent: a balance of 20 sats at 1 sat a request admits
+// exactly 20 of 40 concurrent requests; the next gets a top-up invoice
+// that, paid, keeps the same credential going.
+func TestPrepaidConcurrent(t *testing.T) {
+	s := startCaddy(t, "", prepaidAPI)
 	c, paid := buy(t, s.base+"/api/q")
 	if c.PriceSat != 20 {
 		t.Fatalf("balance sold: %d sats, want 20", c.PriceSat)
@@ -425,13 +428,7 @@ func TestRedisDown(t *testing.T) {
 // TestRestartMidBalance: a balance in the embedded ledger survives a
 // restart of Caddy (a graceful stop writes every draw).
 func TestRestartMidBalance(t *testing.T) {
-	s := startCaddy(t, "", `	route /api/* {
-		paywall 1 {
-			mode prepaid
-			balance 20
-		}
-		respond "answer"
-	}`)
+	s := startCaddy(t, "", prepaidAPI)
 	_, paid := buy(t, s.base+"/api/q")
 	for range 5 {
 		get(t, s.base+"/api/q", paid)
