@@ -33,8 +33,9 @@ type challengeBody struct {
 
 // exposedHeaders are the paywall's answer headers a script on another
 // origin may read: the L402 challenge, the headers of the later payment
-// dialects, and those that say when to retry or what to quote.
-const exposedHeaders = "WWW-Authenticate, PAYMENT-REQUIRED, Payment-Receipt, PAYMENT-RESPONSE, Retry-After, X-Request-Id"
+// dialects, those that say when to retry or what to quote, and a prepaid
+// balance.
+const exposedHeaders = "WWW-Authenticate, PAYMENT-REQUIRED, Payment-Receipt, PAYMENT-RESPONSE, Retry-After, X-Request-Id, " + balanceHeader
 
 // challenge issues a fresh invoice and token for what o sells and answers
 // with httpStatus (402 without credentials or with a spent one, 401 with

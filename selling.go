@@ -170,6 +170,7 @@ func (p *Paywall) spend(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	switch {
 	case errors.As(err, &short):
 		p.metrics.exhausted.Inc()
+		w.Header().Set(balanceHeader, strconv.FormatInt(short.Available, 10))
 		o := offer{amount: max(p.balance, price-short.Available), account: pr.account}
 		return p.challenge(w, r, http.StatusPaymentRequired, o,
 			fmt.Sprintf("the balance holds %d sats and this request costs %d: pay the invoice to top it up", short.Available, price))

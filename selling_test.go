@@ -176,7 +176,8 @@ func TestPrepaid(t *testing.T) {
 	}
 
 	topUp := getChallenge(t, base+"/paid/", h, http.StatusPaymentRequired)
-	if cav := caveatsOf(t, topUp.Body.Token); topUp.Body.PriceSat != 20 || !slices.Contains(cav, account) || !strings.Contains(topUp.Body.Message, "top it up") {
+	if cav := caveatsOf(t, topUp.Body.Token); topUp.Body.PriceSat != 20 || !slices.Contains(cav, account) || !strings.Contains(topUp.Body.Message, "top it up") ||
+		topUp.Header.Get(balanceHeader) != "0" {
 		t.Fatalf("top-up challenge: %+v, caveats %q", topUp.Body, cav)
 	}
 	h2 := auth(l402Auth(topUp.Body.Token, settleAndProve(t, node, topUp)))
