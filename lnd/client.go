@@ -12,7 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lightningcaddy/caddy-lightning/lnd/lndrpc"
@@ -47,8 +47,7 @@ type Client struct {
 	rpc         lndrpc.Client
 	callTimeout time.Duration
 
-	mu   sync.Mutex
-	self *nodeIdentity // learned from GetInfo on first need
+	self atomic.Pointer[nodeIdentity] // learned from GetInfo on first need
 }
 
 // New returns a client for the node in cfg without contacting it.

@@ -80,12 +80,12 @@ type nodeIdentity struct {
 }
 
 // identity returns the node's public key and network, asking the node
-// once.
+// until it has answered once. No lock is held during the call: callers
+// that race the first answer each ask, and all keep the first identity
+// stored.
 func (c *Client) identity(ctx context.Context) (*nodeIdentity, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.self != nil {
-		return c.self, nil
+	if self := c.self.Load(); self != nil {
+		return self, nil
 	}
 	info, err := c.Info(ctx)
 	if err != nil {
@@ -95,8 +95,8 @@ func (c *Client) identity(ctx context.Context) (*nodeIdentity, error) {
 	if !ok {
 		return nil, status.Errorf(codes.Internal, "node reports unknown network %q", info.Network)
 	}
-	c.self = &nodeIdentity{pubkey: info.Pubkey, network: params}
-	return c.self, nil
+	c.self.CompareAndSwap(nil, &nodeIdentity{pubkey: info.Pubkey, network: params})
+	return c.self.Load(), nil
 }
 
 // networkName returns LND's name for params.

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/btcsuite/btcd/btcutil"
@@ -190,6 +191,58 @@ func (n *Node) lookupInvoice(req *lnrpc.PaymentHash) (*lnrpc.Invoice, error) {
 	}
 	n.refreshLocked(inv)
 	return inv.rpc(), nil
+}
+
+// listInvoices does lnd's ListInvoices (without the creation date
+// filters): up to num_max_invoices (default 100) invoices after
+// index_offset, or before it (from the latest if 0) when reversed, in add
+// order either way.
+func (n *Node) listInvoices(req *lnrpc.ListInvoiceRequest) *lnrpc.ListInvoiceResponse {
+	limit := req.NumMaxInvoices
+	if limit == 0 {
+		limit = 100
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var picked []*invoice
+	if req.Reversed {
+		end := uint64(len(n.byAdd))
+		if req.IndexOffset > 0 {
+			end = min(req.IndexOffset-1, end)
+		}
+		for i := int(end) - 1; i >= 0 && uint64(len(picked)) < limit; i-- {
+			if inv := n.byAdd[i]; n.listedLocked(inv, req.PendingOnly) {
+				picked = append(picked, inv)
+			}
+		}
+		slices.Reverse(picked)
+	} else {
+		for _, inv := range n.byAdd[min(req.IndexOffset, uint64(len(n.byAdd))):] {
+			if uint64(len(picked)) == limit {
+				break
+			}
+			if n.listedLocked(inv, req.PendingOnly) {
+				picked = append(picked, inv)
+			}
+		}
+	}
+	resp := &lnrpc.ListInvoiceResponse{}
+	for _, inv := range picked {
+		resp.Invoices = append(resp.Invoices, inv.rpc())
+	}
+	if len(picked) > 0 {
+		resp.FirstIndexOffset = picked[0].addIndex
+		resp.LastIndexOffset = picked[len(picked)-1].addIndex
+	}
+	return resp
+}
+
+// listedLocked refreshes inv and reports whether a listing of pendingOnly
+// shows it: pending invoices are neither settled nor canceled. n.mu must be
+// held.
+func (n *Node) listedLocked(inv *invoice, pendingOnly bool) bool {
+	n.refreshLocked(inv)
+	return !pendingOnly || inv.state == lnrpc.Invoice_OPEN || inv.state == lnrpc.Invoice_ACCEPTED
 }
 
 // hashFromRequest reads r_hash_str or r_hash as lnd does.

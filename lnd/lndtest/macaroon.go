@@ -32,6 +32,7 @@ var methodPermissions = map[string]string{
 	"/lnrpc.Lightning/AddInvoice":        "invoices:write",
 	"/lnrpc.Lightning/LookupInvoice":     "invoices:read",
 	"/lnrpc.Lightning/SubscribeInvoices": "invoices:read",
+	"/lnrpc.Lightning/ListInvoices":      "invoices:read",
 	"/lnrpc.Lightning/DecodePayReq":      "offchain:read",
 	"/routerrpc.Router/SendPaymentV2":    "offchain:write",
 	"/routerrpc.Router/TrackPaymentV2":   "offchain:read",
