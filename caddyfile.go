@@ -125,6 +125,7 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		max_payment     <sats>
 //		max_fee         <sats>
 //		payment_timeout <duration>
+//		cltv_limit      <blocks>
 //		budget          <sats> [<window>]
 //		api_key         <key>
 //	}
@@ -153,6 +154,16 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.MaxPayment, err = parseSatsArg(d)
 		case "max_fee":
 			h.MaxFee, err = parseSatsArg(d)
+		case "cltv_limit":
+			var value string
+			if !d.AllArgs(&value) {
+				return d.ArgErr()
+			}
+			blocks, perr := strconv.ParseUint(value, 10, 32)
+			if perr != nil || blocks == 0 {
+				return d.Errf("cltv_limit: %q is not a positive number of blocks", value)
+			}
+			h.CLTVLimit = uint32(blocks)
 		case "budget":
 			h.Budget, err = parseBudgetArgs(d)
 		case "api_key":

@@ -54,6 +54,9 @@ type App struct {
 	tokensErr  error
 
 	paywalls *paywallList // for status
+
+	payments *paymentLedger   // outgoing payments and budgets (budget.go)
+	follower *paymentFollower // of open payments, from Start to Stop
 }
 
 // paywallList is the paywalls that use the app.
@@ -72,7 +75,9 @@ type LNDConfig struct {
 	// the PEM or DER bytes. Required.
 	TLSCert string `json:"tls_cert,omitempty"`
 	// Macaroon is a file path or the hex of the macaroon (admin, or one
-	// baked with the permissions the configured handlers use). Required.
+	// baked with the permissions the configured handlers use). Required;
+	// a placeholder that resolves to nothing stops the config from
+	// loading.
 	Macaroon string `json:"macaroon,omitempty"`
 	// Timeout bounds each call to the node (payments have their own
 	// timeout). Default: 15s.
@@ -95,6 +100,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.settled = newSettlements()
 	a.tokensOnce = new(sync.Once)
 	a.paywalls = new(paywallList)
+	a.payments = newPaymentLedger(ctx.Storage())
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("lightning: register metrics: %w", err)
 	}
@@ -129,11 +135,15 @@ func (a *App) Provision(ctx caddy.Context) error {
 // Start implements caddy.App.
 func (a *App) Start() error {
 	a.logger.Info("lightning node configured", zap.String("address", a.LND.address()))
+	a.startFollower()
 	return nil
 }
 
 // Stop implements caddy.App.
-func (a *App) Stop() error { return nil }
+func (a *App) Stop() error {
+	a.stopFollower()
+	return nil
+}
 
 // Cleanup releases this config's hold on the shared node connection.
 func (a *App) Cleanup() error {
@@ -147,6 +157,14 @@ func (a *App) Cleanup() error {
 
 // Client returns the node client.
 func (a *App) Client() *lnd.Client { return a.client }
+
+// callTimeout bounds each call to the node.
+func (a *App) callTimeout() time.Duration {
+	if a.LND.Timeout > 0 {
+		return time.Duration(a.LND.Timeout)
+	}
+	return lnd.DefaultCallTimeout
+}
 
 // settlements returns what the app knows of settled invoices. The first
 // call starts following the node's invoice stream, until the config
@@ -241,7 +259,13 @@ func (c *LNDConfig) clientConfig(repl *caddy.Replacer) (lnd.Config, error) {
 	if err != nil {
 		return lnd.Config{}, fmt.Errorf("lnd tls_cert: %w", err)
 	}
-	mac, err := loadMacaroon(repl.ReplaceAll(c.Macaroon, ""))
+	var macValue string
+	if c.Macaroon != "" {
+		if macValue, err = resolveSecret("lnd macaroon", c.Macaroon); err != nil {
+			return lnd.Config{}, err
+		}
+	}
+	mac, err := loadMacaroon(macValue)
 	if err != nil {
 		return lnd.Config{}, fmt.Errorf("lnd macaroon: %w", err)
 	}

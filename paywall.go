@@ -142,7 +142,11 @@ func (p *Paywall) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("paywall: %w", err)
 	}
 	if p.RootKey != "" {
-		key, err := hex.DecodeString(strings.TrimSpace(caddy.NewReplacer().ReplaceAll(p.RootKey, "")))
+		resolved, err := resolveSecret("paywall: root_key", p.RootKey)
+		if err != nil {
+			return err
+		}
+		key, err := hex.DecodeString(strings.TrimSpace(resolved))
 		if err != nil || len(key) != 32 {
 			return errors.New("paywall: root_key must be 32 bytes in hex (64 characters)")
 		}

@@ -132,6 +132,53 @@ func TestInvoiceLifecycle(t *testing.T) {
 	wantCode(t, err, codes.InvalidArgument, "memo")
 }
 
+// Every invoice states its expiry: the default is an hour (not lnd's 24 h),
+// and sub-second expiries are refused, not truncated to 0.
+func TestInvoiceExpiry(t *testing.T) {
+	node := lndtest.Start(t)
+	c := newClient(t, node, 0)
+	for _, tt := range []struct {
+		expiry, want time.Duration
+	}{{0, time.Hour}, {1500 * time.Millisecond, 2 * time.Second}, {10 * time.Minute, 10 * time.Minute}} {
+		inv, err := c.CreateInvoice(ctx(t), 10, "", tt.expiry)
+		if err != nil {
+			t.Fatal(err)
+		}
+		decoded, err := c.DecodeInvoice(ctx(t), inv.PaymentRequest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := decoded.ExpiresAt.Sub(inv.ExpiresAt); d < -time.Second || d > time.Second {
+			t.Errorf("expiry %s: the invoice expires at %s, CreateInvoice says %s", tt.expiry, decoded.ExpiresAt, inv.ExpiresAt)
+		}
+		if d := time.Until(decoded.ExpiresAt); d > tt.want || d < tt.want-5*time.Second {
+			t.Errorf("expiry %s: the invoice expires in %s, want %s", tt.expiry, d, tt.want)
+		}
+	}
+	_, err := c.CreateInvoice(ctx(t), 10, "", 500*time.Millisecond)
+	wantCode(t, err, codes.InvalidArgument, "at least one second")
+}
+
+// A paid AMP invoice is reported paid, as lnd v0.21 reports it: SETTLED
+// through its HTLC set, with no preimage of its own.
+func TestAMPInvoicePaid(t *testing.T) {
+	node := lndtest.Start(t)
+	c := newClient(t, node, 0)
+	resp, err := lnrpc.NewLightningClient(node.Dial(t)).AddInvoice(ctx(t), &lnrpc.Invoice{Value: 1000, IsAmp: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if paid, err := c.CheckInvoice(ctx(t), resp.PaymentRequest); err != nil || paid {
+		t.Fatalf("open AMP invoice: paid %t, %v", paid, err)
+	}
+	if err := node.Settle([32]byte(resp.RHash)); err != nil {
+		t.Fatal(err)
+	}
+	if paid, err := c.CheckInvoice(ctx(t), resp.PaymentRequest); err != nil || !paid {
+		t.Fatalf("paid AMP invoice: paid %t, %v", paid, err)
+	}
+}
+
 func TestDecodeInvoiceErrors(t *testing.T) {
 	node := lndtest.Start(t)
 	c := newClient(t, node, 0)

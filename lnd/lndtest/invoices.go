@@ -18,6 +18,7 @@ import (
 const (
 	maxMemoSize          = 1024
 	defaultInvoiceExpiry = 24 * time.Hour
+	defaultAMPExpiry     = 30 * 24 * time.Hour
 	maxInvoiceExpiry     = 365 * 24 * time.Hour
 )
 
@@ -47,6 +48,7 @@ type invoice struct {
 	settled     time.Time
 	amtPaidMsat int64
 	state       lnrpc.Invoice_InvoiceState
+	amp         bool // paid in HTLC sets, each with its own preimage
 }
 
 // refreshLocked cancels an OPEN invoice past its expiry, as lnd's invoice
@@ -57,7 +59,10 @@ func (n *Node) refreshLocked(inv *invoice) {
 	}
 }
 
-// rpc renders the invoice as lnd's LookupInvoice does.
+// rpc renders the invoice as lnd's LookupInvoice does. A settled AMP
+// invoice shows its one HTLC set, keyed by a set id derived from its
+// hash, with the settle index; the invoice itself has none, and no
+// preimage.
 func (inv *invoice) rpc() *lnrpc.Invoice {
 	r := &lnrpc.Invoice{
 		Memo:            inv.memo,
@@ -87,6 +92,20 @@ func (inv *invoice) rpc() *lnrpc.Invoice {
 	if !inv.settled.IsZero() {
 		r.SettleDate = inv.settled.Unix()
 	}
+	if inv.amp {
+		r.IsAmp = true
+		r.RPreimage = nil
+		r.AmpInvoiceState = map[string]*lnrpc.AMPInvoiceState{}
+		if inv.state == lnrpc.Invoice_SETTLED {
+			setID := sha256.Sum256(inv.hash[:])
+			r.AmpInvoiceState[hex.EncodeToString(setID[:])] = &lnrpc.AMPInvoiceState{
+				State: lnrpc.InvoiceHTLCState_SETTLED, SettleIndex: inv.settleIndex,
+				SettleTime: inv.settled.Unix(), AmtPaidMsat: inv.amtPaidMsat,
+			}
+			r.SettleIndex = 0
+			r.SettleDate = 0
+		}
+	}
 	return r
 }
 
@@ -96,9 +115,6 @@ func (n *Node) addInvoice(req *lnrpc.Invoice) (*lnrpc.AddInvoiceResponse, error)
 	value, err := lnrpc.UnmarshallAmt(req.Value, req.ValueMsat)
 	if err != nil {
 		return nil, err
-	}
-	if req.IsAmp {
-		return nil, errors.New("lndtest: AMP invoices are not supported by the fake")
 	}
 	// private is accepted and, as on a node without private channels,
 	// adds no route hints. lnd's AddInvoice ignores r_hash.
@@ -128,6 +144,9 @@ func (n *Node) addInvoice(req *lnrpc.Invoice) (*lnrpc.AddInvoiceResponse, error)
 		return nil, fmt.Errorf("invoice amount %v is too large, max is %v", value.ToSatoshis(), maxAmt)
 	}
 	expiry := defaultInvoiceExpiry
+	if req.IsAmp {
+		expiry = defaultAMPExpiry
+	}
 	if req.Expiry > 0 {
 		if float64(req.Expiry) > maxInvoiceExpiry.Seconds() {
 			return nil, fmt.Errorf("expiry of %v seconds greater than max expiry of %v seconds",
@@ -145,6 +164,7 @@ func (n *Node) addInvoice(req *lnrpc.Invoice) (*lnrpc.AddInvoiceResponse, error)
 		created:   n.cfg.now(),
 		expiry:    expiry,
 		state:     lnrpc.Invoice_OPEN,
+		amp:       req.IsAmp,
 	}
 	if _, err := rand.Read(inv.payAddr[:]); err != nil {
 		return nil, fmt.Errorf("payment address: %w", err)
@@ -266,8 +286,9 @@ func hashFromRequest(req *lnrpc.PaymentHash) ([32]byte, error) {
 // Settle marks one of the node's own invoices (from AddInvoice) paid in
 // full, as if a payer's HTLC had arrived: state SETTLED, the next
 // settle_index, settle_date and amt_paid set, and a SETTLED update on every
-// SubscribeInvoices stream. It fails for unknown, already settled and
-// CANCELED (expired) invoices.
+// SubscribeInvoices stream. An AMP invoice (is_amp) is paid by one HTLC
+// set, as lnd v0.21 reports it (see rpc). It fails for unknown, already
+// settled and CANCELED (expired) invoices.
 func (n *Node) Settle(paymentHash [32]byte) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
