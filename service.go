@@ -38,7 +38,7 @@ type service struct {
 	// certainly given up on it (see ledgerEntry.FollowAfter).
 	followAfter time.Duration
 	ledger      *paymentLedger
-	budget      *Budget // nil: no budget
+	budget      *Budget  // nil: no budget
 	keyScope    [32]byte // the API key's digest: idempotency keys are per API key
 	logger      *zap.Logger
 }
