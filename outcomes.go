@@ -215,7 +215,9 @@ func (f *paymentFollower) follow(ctx context.Context, hash [32]byte, e ledgerEnt
 	case lnd.Succeeded:
 		f.conclude(e, func() (bool, error) { return f.ledger.record(hash, out) }, "open payment succeeded: booked")
 	case lnd.Failed:
-		if !early { // before, an earlier attempt's failure may be what the node reports
+		// Until the request has given up, a failure from before the
+		// entry began may be an earlier attempt's, not this one's.
+		if !early || !out.CreatedAt.Before(e.StartedAt.Add(-earlierSlack)) {
 			f.conclude(e, func() (bool, error) { return f.ledger.record(hash, out) }, "open payment failed: reservation released")
 		}
 	}

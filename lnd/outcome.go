@@ -39,6 +39,9 @@ type Failed struct {
 	PaymentHash [32]byte
 	// Reason is why, as lnd says it.
 	Reason FailureReason
+	// CreatedAt is when the node started the attempt that failed (a
+	// payment that failed may be tried again).
+	CreatedAt time.Time
 }
 
 // Unknown is a payment whose outcome is not known yet: in flight (the

@@ -293,7 +293,7 @@ func finalPayment(stream interface {
 // outcomeOf turns a final payment into Succeeded or Failed.
 func outcomeOf(pay *lndrpc.Payment, hash [32]byte) (Outcome, error) {
 	if pay.Status == lndrpc.Payment_FAILED {
-		return Failed{PaymentHash: hash, Reason: failureReason(pay.FailureReason)}, nil
+		return Failed{PaymentHash: hash, Reason: failureReason(pay.FailureReason), CreatedAt: time.Unix(0, pay.CreationTimeNs)}, nil
 	}
 	s := Succeeded{PaymentHash: hash, AmountSat: pay.ValueSat, FeeSat: pay.FeeSat, CreatedAt: time.Unix(0, pay.CreationTimeNs)}
 	preimage, err := hex.DecodeString(pay.PaymentPreimage)
