@@ -175,8 +175,9 @@ func (c *Client) send(ctx context.Context, req *lndrpc.SendPaymentRequest, hash 
 	case err == nil:
 		return outcomeOf(pay, hash)
 	case status.Code(err) == codes.AlreadyExists:
-		// Paid or being paid already: that payment's outcome.
-		out, err := c.TrackPayment(ctx, hash)
+		// Paid or being paid already: that payment's outcome, within
+		// the time this payment would have had.
+		out, err := c.TrackPayment(sendCtx, hash)
 		if s, ok := out.(Succeeded); ok {
 			s.Earlier = true
 			return s, nil

@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -309,6 +310,25 @@ func waitAliceInFlight(t *testing.T, hash []byte) {
 	t.Fatalf("alice has no HTLC in flight for %x within 30 s", hash)
 }
 
+// freezeBob suspends bob (SIGSTOP) and returns the function that resumes
+// him; he is resumed at the end of the test in any case.
+func freezeBob(t *testing.T) (thaw func()) {
+	t.Helper()
+	if err := network.Bob.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	thaw = func() {
+		once.Do(func() {
+			if err := network.Bob.Thaw(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	t.Cleanup(thaw)
+	return thaw
+}
+
 func sha256Hex(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
@@ -338,15 +358,7 @@ func TestPayerRestartedMidPayment(t *testing.T) {
 	hash := hex.EncodeToString(inv.RHash)
 	before := s.status(t).budget("24h0m0s")
 
-	if err := network.Bob.Freeze(); err != nil {
-		t.Fatal(err)
-	}
-	thawed := false
-	defer func() {
-		if !thawed {
-			_ = network.Bob.Thaw()
-		}
-	}()
+	thaw := freezeBob(t)
 	answer := make(chan response, 1)
 	go func() { answer <- postJSON(s.api("payinvoice"), map[string]any{"invoice": inv.PaymentRequest}) }()
 	waitAliceInFlight(t, inv.RHash)
@@ -366,10 +378,7 @@ func TestPayerRestartedMidPayment(t *testing.T) {
 	if err := network.Alice.Start(testContext(t)); err != nil {
 		t.Fatal(err)
 	}
-	if err := network.Bob.Thaw(); err != nil {
-		t.Fatal(err)
-	}
-	thawed = true
+	thaw()
 	after := s.waitStatus(t, "the payment is booked", func(st ledgerStatus) bool { return len(st.OpenPayments) == 0 })
 	t.Logf("booked %s after alice's restart", time.Since(restarted).Round(time.Millisecond))
 	if b := after.Budgets[0]; b.SpentSat != 5000 || b.ReservedSat != 0 {
@@ -407,25 +416,14 @@ func TestPayeeHoldsPayment(t *testing.T) {
 	other := bobInvoice(t, 3000, "over the budget while the first is open")
 	hash := hex.EncodeToString(inv.RHash)
 	before := s.status(t).budget("24h0m0s")
-	if err := network.Bob.Freeze(); err != nil {
-		t.Fatal(err)
-	}
-	thawed := false
-	defer func() {
-		if !thawed {
-			_ = network.Bob.Thaw()
-		}
-	}()
+	thaw := freezeBob(t)
 	r := post(t, s.api("payinvoice"), map[string]any{"invoice": inv.PaymentRequest})
 	r.want(t, http.StatusGatewayTimeout, "payment outcome unknown", "in flight", "may still complete")
 	mid := s.status(t)
 	refused := post(t, s.api("payinvoice"), map[string]any{"invoice": other.PaymentRequest})
 	refused.want(t, http.StatusTooManyRequests, "5100 reserved by payments in flight")
 
-	if err := network.Bob.Thaw(); err != nil {
-		t.Fatal(err)
-	}
-	thawed = true
+	thaw()
 	after := s.waitStatus(t, "the held payment is booked", func(st ledgerStatus) bool { return len(st.OpenPayments) == 0 })
 	if b := after.Budgets[0]; b.SpentSat != 5000 || b.ReservedSat != 0 {
 		t.Errorf("budget after bob thawed: %+v, want 5,000 spent", b)
