@@ -236,3 +236,36 @@ func TestIdempotencyKeys(t *testing.T) {
 		t.Fatalf("key reused for another amount: %v", err)
 	}
 }
+
+// BenchmarkLedgerPayment measures the ledger's cost per payment (begin and
+// record, two locked read-modify-writes of the stored document) on file
+// storage already holding n finished payments.
+func BenchmarkLedgerPayment(b *testing.B) {
+	for _, n := range []int{0, 1_000, 10_000} {
+		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {
+			budget := &Budget{Amount: maxSats}
+			l := ledgerWith(&certmagic.FileStorage{Path: b.TempDir()}, budget)
+			err := l.update(context.Background(), func(st *ledgerState) error {
+				for range n {
+					p := invoicePayment(100, 10)
+					st.Payments = append(st.Payments, ledgerEntry{Hash: fmt.Sprintf("%x", p.hash), Kind: kindInvoice,
+						AmountSat: 100, State: stateSucceeded, SpentSat: 101, StartedAt: now(), EndedAt: now()})
+				}
+				return nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for range b.N {
+				p := invoicePayment(100, 10)
+				if _, _, err := l.begin(context.Background(), p, budget); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := l.record(p.hash, lnd.Succeeded{PaymentHash: p.hash, AmountSat: 100, FeeSat: 1, CreatedAt: now()}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -45,7 +45,11 @@ func answer(p payment, out lnd.Outcome, repeat bool) ([32]byte, error) {
 		if p.key != "" && repeat {
 			retry = "this idempotency_key keeps this result: use a new one to try again"
 		}
-		return [32]byte{}, status.Errorf(code, "payment failed: %s (%s); no money moved, %s", out.Reason.Describe(), out.Reason, retry)
+		reason := out.Reason.Describe()
+		if reason != string(out.Reason) {
+			reason += " (" + string(out.Reason) + ")"
+		}
+		return [32]byte{}, status.Errorf(code, "payment failed: %s; no money moved, %s", reason, retry)
 	}
 	var cause string
 	if u, ok := out.(lnd.Unknown); ok && u.Cause != nil {

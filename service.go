@@ -245,8 +245,9 @@ func (s *service) conclude(hash [32]byte, change func() (bool, error)) bool {
 	return changed
 }
 
-// report counts, logs and emits an event for a payment's outcome.
-// Repeats of a payment count as "repeated" whatever its state.
+// report counts, logs and emits an event for a payment's outcome. A
+// success that this call did not make (a repeat, or a payment the node had
+// made before) counts as "repeated".
 func (s *service) report(kind string, out lnd.Outcome, booked, repeat bool) {
 	hash := out.Hash()
 	hashHex := hex.EncodeToString(hash[:])
