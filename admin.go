@@ -156,12 +156,12 @@ func (a *adminAPI) status(ctx context.Context) adminStatus {
 	st.Node.Ready = a.app.Client().Ready(ctx) == nil
 	a.app.paywalls.mu.Lock()
 	for _, p := range a.app.paywalls.list {
-		st.Paywalls = append(st.Paywalls, paywallStatus{Service: p.Service, PriceSat: p.Price,
+		p.resolve()
+		st.Paywalls = append(st.Paywalls, paywallStatus{Service: p.service, PriceSat: p.Price,
 			ValidFor: time.Duration(p.ValidFor).String(), OwnKey: p.fixedKeys != nil})
 	}
 	a.app.paywalls.mu.Unlock()
-	if tokens, err := a.app.tokens(); err == nil {
-		snap := tokens.snap.Load()
+	if snap := a.app.tokens.snap.Load(); snap != nil { // loaded if the config has paywalls
 		st.Keys = snap.keyIDs
 		st.RevokedTokens = len(snap.revoked)
 	}
@@ -186,8 +186,8 @@ func (a *adminAPI) status(ctx context.Context) adminStatus {
 	return st
 }
 
-func (a *adminAPI) tokens() (*tokenStore, error) {
-	tokens, err := a.app.tokens()
+func (a *adminAPI) tokens(ctx context.Context) (*tokenStore, error) {
+	tokens, err := a.app.tokenStore(ctx)
 	if err != nil {
 		return nil, caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: err}
 	}
@@ -202,7 +202,7 @@ func (a *adminAPI) revoke(r *http.Request) (any, error) {
 	if err := decodeAdminRequest(r, &req); err != nil {
 		return nil, err
 	}
-	tokens, err := a.tokens()
+	tokens, err := a.tokens(r.Context())
 	if err != nil {
 		return nil, err
 	}
@@ -221,7 +221,7 @@ func (a *adminAPI) rotateKey(r *http.Request) (any, error) {
 	if err := decodeAdminRequest(r, &req); err != nil {
 		return nil, err
 	}
-	tokens, err := a.tokens()
+	tokens, err := a.tokens(r.Context())
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,7 +14,6 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/lightningcaddy/caddy-lightning/l402"
 	"github.com/lightningcaddy/caddy-lightning/lnd"
@@ -42,6 +42,7 @@ func benchHandler(b *testing.B) (*Handler, *lndtest.Node) {
 		invoiceExpiry:  time.Hour,
 		maxPayment:     1_000_000,
 		paymentTimeout: time.Minute,
+		invoiceLimits:  newClientLimits(&Rate{}),
 		logger:         zap.NewNop(),
 	}
 	return &Handler{api: svc, rest: svc.restMethods(), logger: zap.NewNop()}, node
@@ -94,7 +95,7 @@ func BenchmarkKeysend(b *testing.B) {
 
 // benchApp is a lightning app around client, without Caddy or events.
 func benchApp(b *testing.B, client *lnd.Client) *App {
-	return &App{client: client, settled: newSettlements(), ctx: caddy.Context{Context: b.Context()}, logger: zap.NewNop()}
+	return &App{client: client, feed: newSettlementFeed(), ctx: caddy.Context{Context: b.Context()}, logger: zap.NewNop()}
 }
 
 // benchPaywall is a paywall wired to a fake node, without Caddy.
@@ -104,21 +105,21 @@ func benchPaywall(b *testing.B) (*Paywall, *lndtest.Node) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	limits, _ := newInvoiceLimits(&Rate{}, &Rate{})
 	app := benchApp(b, client)
-	tokens, err := openTokenStore(b.Context(), &certmagic.FileStorage{Path: b.TempDir()}, zap.NewNop())
-	if err != nil {
+	app.tokens = newTokenStore(&certmagic.FileStorage{Path: b.TempDir()}, zap.NewNop())
+	if err := app.tokens.open(b.Context()); err != nil {
 		b.Fatal(err)
 	}
 	p := &Paywall{
 		Price: 100, ValidFor: 3600e9, InvoiceExpiry: 600e9, Service: "bench", Memo: "bench",
-		app: app, node: client, settled: app.settlements(), fixedKeys: keys, limits: limits,
-		metrics:    newPaywallMetrics("bench"),
-		tokens:     tokens,
-		verified:   newVerifiedCredentials(),
-		checker:    l402.Checker{Service: "bench", Price: 100, Revoked: tokens.isRevoked},
-		cookieName: "l402_bench", lookups: new(singleflight.Group), logger: zap.NewNop(),
+		app: app, node: client, settled: app.settlements(), tokens: app.tokens, fixedKeys: keys,
+		limits:   newInvoiceLimits(&Rate{}, &Rate{}),
+		lookups:  newLookupGuard(&Rate{}),
+		verified: newVerifiedCredentials(),
+		logger:   zap.NewNop(),
+		ready:    new(sync.Once),
 	}
+	p.resolve()
 	return p, node
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 
@@ -37,13 +38,27 @@ func startCaddyWithAdmin(t *testing.T, storageDir, globalOptions, siteBody strin
 func runCaddy(t *testing.T, admin, storageDir, globalOptions, siteBody string) string {
 	t.Helper()
 	port := freePort(t)
-	caddyfile := fmt.Sprintf(`{
+	loadCaddyfile(t, testCaddyfile(admin, storageDir, globalOptions, port, siteBody))
+	t.Cleanup(func() {
+		if err := caddy.Stop(); err != nil {
+			t.Errorf("stop caddy: %v", err)
+		}
+	})
+	return fmt.Sprintf("http://127.0.0.1:%d", port)
+}
+
+// testCaddyfile is the Caddyfile of the tests: the global options and the
+// site body, on port, with requests from loopback addresses trusted as a
+// proxy's (so X-Forwarded-For and X-Forwarded-Proto count).
+func testCaddyfile(admin, storageDir, globalOptions string, port int, siteBody string) string {
+	return fmt.Sprintf(`{
 	admin %s
 	auto_https off
 	persist_config off
 	storage file_system %s
 	servers {
 		protocols h1 h2 h2c
+		trusted_proxies static 127.0.0.1/32 ::1/128
 	}
 %s
 }
@@ -52,6 +67,12 @@ http://127.0.0.1:%d {
 %s
 }
 `, admin, storageDir, globalOptions, port, siteBody)
+}
+
+// loadCaddyfile adapts a Caddyfile and runs it, replacing the running
+// config (a reload when one runs).
+func loadCaddyfile(t *testing.T, caddyfile string) {
+	t.Helper()
 	cfgJSON, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), nil)
 	if err != nil {
 		t.Fatalf("adapt Caddyfile: %v\n%s", err, caddyfile)
@@ -62,12 +83,38 @@ http://127.0.0.1:%d {
 	if err := caddy.Load(cfgJSON, true); err != nil {
 		t.Fatalf("load config: %v", err)
 	}
-	t.Cleanup(func() {
-		if err := caddy.Stop(); err != nil {
-			t.Errorf("stop caddy: %v", err)
+}
+
+// reloadCaddyfile replaces the running config with caddyfile, whose site
+// listens on port, and waits until the old config's listener has closed:
+// Caddy shuts the old servers down in the background (caddyhttp.App.Stop)
+// and, until it has, a new connection can reach the old listener and be
+// reset when it closes. It drops the client's idle connections, which the
+// old server closes.
+func reloadCaddyfile(t *testing.T, caddyfile string, port int) {
+	t.Helper()
+	loadCaddyfile(t, caddyfile)
+	http.DefaultClient.CloseIdleConnections()
+	waitFor(t, "the old config's listener to close", func() bool { return listeningSockets(port) <= 1 })
+}
+
+// listeningSockets counts the TCP sockets listening on port, as Linux
+// lists them in /proc/net (0 where it does not).
+func listeningSockets(port int) int {
+	n := 0
+	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		table, err := os.ReadFile(file)
+		if err != nil {
+			continue
 		}
-	})
-	return fmt.Sprintf("http://127.0.0.1:%d", port)
+		for line := range strings.Lines(string(table)) {
+			f := strings.Fields(line)
+			if len(f) > 3 && f[3] == "0A" && strings.HasSuffix(f[1], fmt.Sprintf(":%04X", port)) { // 0A: LISTEN
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // lndOption is the lightning global option for a fake node.

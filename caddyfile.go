@@ -28,7 +28,9 @@ func init() {
 //				macaroon <path|hex>
 //				timeout  <duration>
 //			}
-//			sync_interval <duration>
+//			sync_interval      <duration>
+//			route_hints        auto|always|never
+//			client_ipv6_prefix <bits>
 //		}
 //	}
 func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
@@ -68,6 +70,31 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			a.SyncInterval = interval
+		case "client_ipv6_prefix":
+			if a.ClientIPv6Prefix != 0 {
+				return d.Err("client_ipv6_prefix may be given only once")
+			}
+			var value string
+			if !d.AllArgs(&value) {
+				return d.ArgErr()
+			}
+			bits, err := strconv.Atoi(value)
+			if err != nil || bits < 1 || bits > 128 {
+				return d.Errf("client_ipv6_prefix: %q is not a number of bits from 1 to 128", value)
+			}
+			a.ClientIPv6Prefix = bits
+		case "route_hints":
+			if a.RouteHints != "" {
+				return d.Err("route_hints may be given only once")
+			}
+			if !d.AllArgs(&a.RouteHints) {
+				return d.ArgErr()
+			}
+			switch a.RouteHints {
+			case "auto", "always", "never":
+			default:
+				return d.Errf("route_hints: %q is not auto, always or never", a.RouteHints)
+			}
 		default:
 			return d.Errf("unrecognized lightning option '%s'", d.Val())
 		}
@@ -121,13 +148,14 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 // UnmarshalCaddyfile sets up the handler:
 //
 //	lightning {
-//		invoice_expiry  <duration>
-//		max_payment     <sats>
-//		max_fee         <sats>
-//		payment_timeout <duration>
-//		cltv_limit      <blocks>
-//		budget          <sats> [<window>]
-//		api_key         <key>
+//		invoice_expiry      <duration>
+//		max_payment         <sats>
+//		max_fee             <sats>
+//		payment_timeout     <duration>
+//		cltv_limit          <blocks>
+//		budget              <sats> [<window>]
+//		api_key             <key>
+//		invoices_per_client <events> <window> | off
 //	}
 //
 // Without a block the handler serves invoices and checks only: outgoing
@@ -170,6 +198,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.AllArgs(&h.APIKey) {
 				return d.ArgErr()
 			}
+		case "invoices_per_client":
+			h.InvoicesPerClient, err = parseRateArgs(d)
 		default:
 			return d.Errf("unrecognized lightning option '%s'", option)
 		}
@@ -198,6 +228,7 @@ func parsePaywall(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		keep_credentials
 //		invoices_per_client <events> <window> | off
 //		invoices_total      <events> <window> | off
+//		lookups_per_client  <events> <window> | off
 //	}
 //
 // The price is required, as the argument or in the block.
@@ -249,6 +280,8 @@ func (p *Paywall) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			p.InvoicesPerClient, err = parseRateArgs(d)
 		case "invoices_total":
 			p.InvoicesTotal, err = parseRateArgs(d)
+		case "lookups_per_client":
+			p.LookupsPerClient, err = parseRateArgs(d)
 		default:
 			return d.Errf("unrecognized paywall option '%s'", option)
 		}
@@ -295,7 +328,7 @@ func parseRateArgs(d *caddyfile.Dispenser) (*Rate, error) {
 	}
 	events, err := strconv.Atoi(args[0])
 	if err != nil || events <= 0 {
-		return nil, d.Errf("%s: %q is not a positive number of invoices", option, args[0])
+		return nil, d.Errf("%s: %q is not a positive number", option, args[0])
 	}
 	window, err := caddy.ParseDuration(args[1])
 	if err != nil || window <= 0 {

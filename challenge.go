@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -13,7 +12,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -33,40 +31,56 @@ type challengeBody struct {
 	ExpiresAt   string `json:"expires_at"`
 }
 
+// exposedHeaders are the paywall's answer headers a script on another
+// origin may read: the L402 challenge, the headers of the later payment
+// dialects, and those that say when to retry or what to quote.
+const exposedHeaders = "WWW-Authenticate, PAYMENT-REQUIRED, Payment-Receipt, PAYMENT-RESPONSE, Retry-After, X-Request-Id"
+
 // challenge issues a fresh invoice and token and answers with httpStatus
 // (402 without credentials, 401 with bad ones): the L402 challenge in
 // WWW-Authenticate, and a body for programs (JSON) or browsers (the
-// payment page).
+// payment page, bound to the browser by a cookie). HEAD and OPTIONS get
+// the status alone: no invoice is made for them.
 func (p *Paywall) challenge(w http.ResponseWriter, r *http.Request, httpStatus int, message string) error {
-	if wait, ok := p.limits.allow(clientIP(r)); !ok {
+	if r.Method == http.MethodHead || r.Method == http.MethodOptions {
+		p.metrics.challenge(httpStatus)
+		return p.respond(w, r, httpStatus, message+" (no invoice for "+r.Method+": use GET or POST)", nil)
+	}
+	if wait, ok := p.limits.allow(clientKey(r.Context(), p.ipv6Prefix)); !ok {
 		p.metrics.challenge(http.StatusTooManyRequests)
-		return writeTooManyRequests(w, wait)
+		return p.tooManyRequests(w, r, wait, "too many new invoices requested: retry later")
 	}
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	memo := p.Memo
 	if repl != nil {
 		memo = truncateUTF8(repl.ReplaceAll(memo, ""), lnd.MaxMemoBytes)
 	}
+	keys, err := p.keyring()
+	if err != nil {
+		return p.failed(w, r, "cannot load the paywalls' shared token state", err)
+	}
 	inv, err := p.node.CreateInvoice(r.Context(), p.Price, memo, time.Duration(p.InvoiceExpiry))
 	if err != nil {
-		p.logger.Warn("cannot issue invoice", zap.Error(err))
-		return p.unavailable(w, err)
+		return p.nodeFailed(w, r, err)
 	}
-	p.settled.noteIssued(inv.PaymentHash, p.Service)
+	p.settled.noteIssued(inv.PaymentHash, p.service)
 	p.metrics.issued.Inc()
-	// Caveats hold whole seconds: round up, so a token lasts at least
-	// valid_for.
-	validUntil := now().Add(time.Duration(p.ValidFor) + time.Second - 1).Truncate(time.Second)
-	token, _, err := p.keyring().Mint(inv.PaymentHash,
-		l402.ServicesCaveat(l402.Service{Name: p.Service}),
-		l402.ValidUntilCaveat(p.Service, validUntil),
-		l402.PriceCaveat(p.Service, p.Price))
+	// The invoice can be paid until at most invoice_expiry from now, and
+	// caveats hold whole seconds: round the expiry up, so a payment at
+	// the invoice's last moment still buys valid_for.
+	issued := now()
+	validUntil := issued.Add(p.lifetime() + time.Second - 1).Truncate(time.Second)
+	token, id, err := keys.Mint(inv.PaymentHash,
+		l402.ServicesCaveat(l402.Service{Name: p.service}),
+		l402.ValidUntilCaveat(p.service, validUntil),
+		l402.IssuedAtCaveat(p.service, issued),
+		l402.PriceCaveat(p.service, p.Price))
 	if err != nil {
-		return caddyhttp.Error(http.StatusInternalServerError, err)
+		return p.failed(w, r, "cannot mint a token", err)
 	}
 	headers, err := l402.ChallengeHeaders(token, inv.PaymentRequest)
 	if err != nil {
-		return caddyhttp.Error(http.StatusInternalServerError, err)
+		return p.failed(w, r, "cannot format the challenge", err)
 	}
 	h := w.Header()
 	for _, v := range headers {
@@ -74,11 +88,20 @@ func (p *Paywall) challenge(w http.ResponseWriter, r *http.Request, httpStatus i
 	}
 	h.Set("Cache-Control", "no-store")
 	h.Add("Vary", "Accept")
+	exposeToOtherOrigins(r, h)
 	hash := hex.EncodeToString(inv.PaymentHash[:])
 	p.logger.Debug("challenge issued", zap.String("payment_hash", hash), zap.Int("status", httpStatus))
 	p.metrics.challenge(httpStatus)
 
 	if prefersHTML(r) {
+		binding, ok := pageCookieValue(keys, id)
+		if !ok {
+			return p.failed(w, r, "cannot bind the payment page", nil)
+		}
+		// Only this browser can turn the paid invoice into the access
+		// cookie: the long poll must carry this cookie. It lasts a
+		// minute beyond the invoice, for a payment at the last moment.
+		http.SetCookie(w, newCookie(r, pageCookieName(id), binding, time.Duration(p.InvoiceExpiry)+time.Minute))
 		nonce := newNonce()
 		h.Set("Content-Type", "text/html; charset=utf-8")
 		h.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+nonce+"'; style-src 'nonce-"+nonce+"'; "+
@@ -104,6 +127,15 @@ func (p *Paywall) challenge(w http.ResponseWriter, r *http.Request, httpStatus i
 		PriceSat:    p.Price,
 		ExpiresAt:   inv.ExpiresAt.UTC().Format(time.RFC3339),
 	})
+}
+
+// exposeToOtherOrigins lets a script on another origin read the paywall's
+// answer headers (the site's CORS configuration says which origins may
+// read the answer at all).
+func exposeToOtherOrigins(r *http.Request, h http.Header) {
+	if r.Header.Get("Origin") != "" {
+		h.Add("Access-Control-Expose-Headers", exposedHeaders)
+	}
 }
 
 // truncateUTF8 cuts s to at most n bytes without splitting a character.
@@ -134,40 +166,68 @@ func newNonce() string {
 	return base64.RawStdEncoding.EncodeToString(b)
 }
 
-// clientIP is the client's address as Caddy determined it (trusted
-// proxies considered).
-func clientIP(r *http.Request) string {
-	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
-		return ip
+// nodeFailed answers when the node cannot be reached or fails: 503 (504 if
+// it did not answer in time), with nothing of the node's error, which goes
+// to the log.
+func (p *Paywall) nodeFailed(w http.ResponseWriter, r *http.Request, err error) error {
+	if r.Context().Err() != nil {
+		return nil // the client is gone
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
-// unavailable answers when the node cannot be reached or fails.
-func (p *Paywall) unavailable(w http.ResponseWriter, err error) error {
 	httpStatus := http.StatusServiceUnavailable
 	if status.Code(err) == codes.DeadlineExceeded {
 		httpStatus = http.StatusGatewayTimeout
 	}
 	p.metrics.challenge(httpStatus)
 	w.Header().Set("Retry-After", "5")
-	writeJSONMessage(w, httpStatus, "the Lightning node is unavailable, try again shortly: "+status.Convert(err).Message())
-	return nil
+	id := requestID(r)
+	p.logger.Warn("the Lightning node failed", zap.String("request_id", id), zap.Error(err))
+	return p.respond(w, r, httpStatus, "the payment service is unavailable, try again shortly", map[string]string{"request_id": id})
 }
 
-func writeTooManyRequests(w http.ResponseWriter, wait time.Duration) error {
+// failed answers 500 for a failure of the paywall itself, with a request
+// id for the client to quote; the details go to the log.
+func (p *Paywall) failed(w http.ResponseWriter, r *http.Request, what string, err error) error {
+	p.metrics.challenge(http.StatusInternalServerError)
+	id := requestID(r)
+	p.logger.Error(what, zap.String("request_id", id), zap.Error(err))
+	return p.respond(w, r, http.StatusInternalServerError, "internal error", map[string]string{"request_id": id})
+}
+
+// tooManyRequests answers 429 with Retry-After.
+func (p *Paywall) tooManyRequests(w http.ResponseWriter, r *http.Request, wait time.Duration, message string) error {
 	w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds()+0.999)))
-	writeJSONMessage(w, http.StatusTooManyRequests, "too many new invoices requested: retry later")
-	return nil
+	return p.respond(w, r, http.StatusTooManyRequests, message, nil)
 }
 
-func writeJSONMessage(w http.ResponseWriter, httpStatus int, message string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
+// respond writes a JSON answer {"message": ..., extra...} that no cache
+// keeps and another origin's script may read (with X-Request-Id set to
+// extra's request_id, if any).
+func (p *Paywall) respond(w http.ResponseWriter, r *http.Request, httpStatus int, message string, extra map[string]string) error {
+	body := map[string]string{"message": message}
+	for k, v := range extra {
+		body[k] = v
+	}
+	h := w.Header()
+	if id := extra["request_id"]; id != "" {
+		h.Set("X-Request-Id", id)
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	exposeToOtherOrigins(r, h)
 	w.WriteHeader(httpStatus)
-	_ = json.NewEncoder(w).Encode(map[string]string{"message": message})
+	if r.Method == http.MethodHead {
+		return nil
+	}
+	return json.NewEncoder(w).Encode(body)
+}
+
+// requestID is Caddy's id of the request ({http.request.uuid}), which its
+// access log records too.
+func requestID(r *http.Request) string {
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		if id, ok := repl.GetString("http.request.uuid"); ok {
+			return id
+		}
+	}
+	return newNonce()
 }

@@ -28,6 +28,20 @@ func (g *generations[K, V]) put(k K, v V) {
 	g.recent[k] = v
 }
 
+// promote returns the value of k, moving it into the recent generation if
+// it was in the older one, so an entry in use survives the next turnover.
+func (g *generations[K, V]) promote(k K) (V, bool) {
+	if v, ok := g.recent[k]; ok {
+		return v, true
+	}
+	v, ok := g.older[k]
+	if ok {
+		delete(g.older, k)
+		g.put(k, v)
+	}
+	return v, ok
+}
+
 // take returns and removes the value of k.
 func (g *generations[K, V]) take(k K) (V, bool) {
 	v, ok := g.get(k)

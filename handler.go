@@ -65,6 +65,12 @@ type Handler struct {
 	// that resolves to nothing stops the config from loading.
 	// Default: none.
 	APIKey string `json:"api_key,omitempty"`
+	// InvoicesPerClient bounds how fast one client (an IPv4 address, or an
+	// IPv6 prefix of the app's client_ipv6_prefix bits) can have
+	// generateinvoice make invoices; beyond it the call fails with
+	// RESOURCE_EXHAUSTED (HTTP 429). Default: 600 per minute. Events 0
+	// turns it off.
+	InvoicesPerClient *Rate `json:"invoices_per_client,omitempty"`
 
 	api    *service
 	rest   map[string]restMethod
@@ -95,6 +101,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		h.apiKey = newAPIKey(key)
 	}
+	invoicesPerClient := h.InvoicesPerClient
+	if invoicesPerClient == nil {
+		invoicesPerClient = &Rate{Events: 600, Window: caddy.Duration(time.Minute)}
+	}
 	if h.MaxPayment > 0 && !h.apiKey.required() {
 		h.logger.Warn("payinvoice and keysend are enabled without api_key: anyone who reaches this route can spend "+
 			"up to max_payment per call; set api_key, or put basic_auth or forward_auth in front",
@@ -124,9 +134,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		ledger:         app.payments,
 		budget:         h.Budget,
 		keyScope:       h.apiKey.digest,
+		invoiceLimits:  newClientLimits(invoicesPerClient),
+		ipv6Prefix:     app.ClientIPv6Prefix,
 		logger:         h.logger,
 	}
 	h.rest = h.api.restMethods()
+	app.useAPI(h.MaxPayment > 0)
 	// The gRPC server has no listener of its own: it serves through
 	// ServeHTTP, and is never stopped, so calls still in flight on an old
 	// config when Caddy reloads finish normally.
@@ -150,6 +163,9 @@ func (h *Handler) Validate() error {
 	}
 	if err := h.Budget.validate(); err != nil {
 		return fmt.Errorf("lightning: %w", err)
+	}
+	if err := h.InvoicesPerClient.validate(); err != nil {
+		return fmt.Errorf("lightning: invoices_per_client: %w", err)
 	}
 	return nil
 }

@@ -26,7 +26,7 @@ var (
 	}, []string{"service"})
 	challenges = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "lightning", Name: "paywall_challenges_total",
-		Help: "Paywall answers other than admission, by service and HTTP status (402, 401, 429, 503, 504).",
+		Help: "Paywall answers other than admission, by service and HTTP status (402, 401, 403, 429, 500, 503, 504).",
 	}, []string{"service", "status"})
 	verifications = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "lightning", Name: "paywall_verifications_total",

@@ -5,12 +5,14 @@
 package lightning
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -30,8 +32,11 @@ func init() {
 var clients = caddy.NewUsagePool()
 
 // App is the `lightning` app: it owns the connection to the LND node that
-// the lightning handlers and paywalls use. Configure it with the Caddyfile
-// global option `lightning` or under "apps" in JSON.
+// the lightning handlers and paywalls use, and the work that outlives a
+// request: following the node's invoice stream, the paywalls' shared state
+// in storage and the outgoing payments still open, from Start to Stop.
+// Configure it with the Caddyfile global option `lightning` or under
+// "apps" in JSON.
 type App struct {
 	// LND says how to reach the node. Required.
 	LND *LNDConfig `json:"lnd,omitempty"`
@@ -40,20 +45,33 @@ type App struct {
 	// other instances: the bound on how long a revocation takes to reach
 	// every instance. Default: 5s.
 	SyncInterval caddy.Duration `json:"sync_interval,omitempty"`
+	// RouteHints says when invoices carry route hints for the node's
+	// private channels, so payers can reach a node whose inbound liquidity
+	// is on private channels (from an LSP): "auto" unless the node's
+	// public channels can receive the amount, "always", or "never". Hints
+	// reveal those channels and their peer to everyone who gets an
+	// invoice. Default: auto.
+	RouteHints string `json:"route_hints,omitempty"`
+	// ClientIPv6Prefix is how many leading bits of an IPv6 address the
+	// per-client rate limits count as one client (IPv4 addresses count
+	// one by one). Default: 64.
+	ClientIPv6Prefix int `json:"client_ipv6_prefix,omitempty"`
 
 	client  *lnd.Client
-	poolKey string
+	poolKey string // of client and feed; "" when not pooled
 	logger  *zap.Logger
 	ctx     caddy.Context
 
-	settled *settlements
-	events  *caddyevents.App
+	feed   *settlementFeed
+	events *caddyevents.App
+	tokens *tokenStore
 
-	tokensOnce *sync.Once
-	tokenStore *tokenStore
-	tokensErr  error
+	started    bool               // Start succeeded and Stop has not run
+	stopFollow context.CancelFunc // stops the token store's follower
+	followDone chan struct{}
 
 	paywalls *paywallList // for status
+	uses     *nodeUses    // for the permission check
 
 	payments *paymentLedger   // outgoing payments and budgets (budget.go)
 	follower *paymentFollower // of open payments, from Start to Stop
@@ -92,15 +110,19 @@ func (App) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision prepares the node client. It does no network I/O: the
-// connection is dialled on first use.
+// Provision prepares the node client and the in-memory state. It does no
+// network or storage I/O: the node is dialled on first use, the stream and
+// the shared state are followed from Start.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	a.ctx = ctx
-	a.settled = newSettlements()
-	a.tokensOnce = new(sync.Once)
 	a.paywalls = new(paywallList)
+	a.uses = new(nodeUses)
+	a.tokens = newTokenStore(ctx.Storage(), a.logger)
 	a.payments = newPaymentLedger(ctx.Storage())
+	if a.ClientIPv6Prefix == 0 {
+		a.ClientIPv6Prefix = defaultIPv6Prefix
+	}
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("lightning: register metrics: %w", err)
 	}
@@ -110,14 +132,15 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	a.events = events.(*caddyevents.App)
 	if a.LND == nil {
-		return errors.New("lightning: the lnd block is required (address, tls_cert, macaroon)")
+		return nil // Validate says what is missing
 	}
 	cfg, err := a.LND.clientConfig(caddy.NewReplacer())
 	if err != nil {
 		return fmt.Errorf("lightning: %w", err)
 	}
-	a.poolKey = poolKey(cfg)
-	value, _, err := clients.LoadOrNew(a.poolKey, func() (caddy.Destructor, error) {
+	cfg.RouteHints = lnd.RouteHints(a.RouteHints)
+	key := poolKey(cfg)
+	value, _, err := clients.LoadOrNew(key, func() (caddy.Destructor, error) {
 		c, err := lnd.New(cfg)
 		if err != nil {
 			return nil, err
@@ -125,32 +148,88 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return pooledClient{c}, nil
 	})
 	if err != nil {
-		a.poolKey = ""
 		return fmt.Errorf("lightning: %w", err)
 	}
+	feed, _, _ := feeds.LoadOrNew(key, func() (caddy.Destructor, error) { return newSettlementFeed(), nil })
+	a.poolKey = key
 	a.client = value.(pooledClient).Client
+	a.feed = feed.(*settlementFeed)
 	return nil
 }
 
-// Start implements caddy.App.
+// Validate checks the configuration.
+func (a *App) Validate() error {
+	switch {
+	case a.LND == nil:
+		return errors.New("lightning: the lnd block is required (address, tls_cert, macaroon)")
+	case a.SyncInterval < 0:
+		return errors.New("lightning: sync_interval must be positive")
+	case a.ClientIPv6Prefix < 1 || a.ClientIPv6Prefix > 128:
+		return fmt.Errorf("lightning: client_ipv6_prefix %d: use 1 to 128 bits", a.ClientIPv6Prefix)
+	}
+	return nil
+}
+
+// Start follows the node's invoice stream and, if the config has paywalls,
+// loads their shared state (creating a root key in storage the first time)
+// and follows other instances' changes to it; if a handler makes payments,
+// it follows the payments whose outcome is still open.
 func (a *App) Start() error {
+	a.paywalls.mu.Lock()
+	paywalls := slices.Clone(a.paywalls.list)
+	a.paywalls.mu.Unlock()
+	if len(paywalls) > 0 {
+		if err := a.tokens.open(a.ctx); err != nil {
+			return fmt.Errorf("lightning: %w", err)
+		}
+		interval := time.Duration(a.SyncInterval)
+		if interval <= 0 {
+			interval = 5 * time.Second
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		a.stopFollow, a.followDone = cancel, make(chan struct{})
+		go func() {
+			defer close(a.followDone)
+			a.tokens.follow(ctx, interval)
+		}()
+	}
+	for _, p := range paywalls {
+		p.resolve()
+	}
+	a.feed.start(a)
+	a.started = true
 	a.logger.Info("lightning node configured", zap.String("address", a.LND.address()))
 	a.startFollower()
+	go a.checkPermissions(a.ctx)
 	return nil
 }
 
-// Stop implements caddy.App.
+// Stop stops what Start started; the invoice stream goes on while another
+// config (the one a reload brings in) uses the node.
 func (a *App) Stop() error {
+	if !a.started {
+		return nil
+	}
+	a.started = false
+	a.feed.stop(a)
+	if a.stopFollow != nil {
+		a.stopFollow()
+		<-a.followDone
+	}
 	a.stopFollower()
 	return nil
 }
 
-// Cleanup releases this config's hold on the shared node connection.
+// Cleanup releases this config's hold on the shared node connection and
+// settlement feed.
 func (a *App) Cleanup() error {
 	if a.poolKey == "" {
 		return nil
 	}
-	_, err := clients.Delete(a.poolKey)
+	_, err := feeds.Delete(a.poolKey)
+	if _, cerr := clients.Delete(a.poolKey); err == nil {
+		err = cerr
+	}
 	a.poolKey = ""
 	return err
 }
@@ -166,37 +245,17 @@ func (a *App) callTimeout() time.Duration {
 	return lnd.DefaultCallTimeout
 }
 
-// settlements returns what the app knows of settled invoices. The first
-// call starts following the node's invoice stream, until the config
-// unloads.
-func (a *App) settlements() *settlements {
-	a.settled.following.Do(func() {
-		go a.client.SubscribeSettlements(a.ctx, func(s lnd.Settlement) {
-			a.recordSettlement(s.PaymentHash, s.Preimage, s.AmountSat)
-		}, func(err error) {
-			a.logger.Warn("invoice stream interrupted; reconnecting", zap.Error(err))
-		})
-	})
-	return a.settled
-}
+// settlements returns what the app knows of settled invoices, shared with
+// the other configs that use the node.
+func (a *App) settlements() *settlements { return a.feed.settlements }
 
-// tokens returns the paywalls' shared root keys and revocations, loading
-// (or creating) them in Caddy's storage on first use and following other
-// instances' changes until the config unloads.
-func (a *App) tokens() (*tokenStore, error) {
-	a.tokensOnce.Do(func() {
-		a.tokenStore, a.tokensErr = openTokenStore(a.ctx, a.ctx.Storage(), a.logger)
-		if a.tokensErr != nil {
-			a.tokensErr = fmt.Errorf("load shared token state: %w", a.tokensErr)
-			return
-		}
-		interval := time.Duration(a.SyncInterval)
-		if interval <= 0 {
-			interval = 5 * time.Second
-		}
-		go a.tokenStore.follow(a.ctx, interval)
-	})
-	return a.tokenStore, a.tokensErr
+// tokenStore returns the paywalls' shared root keys and revocations,
+// loading them on first use if Start has not.
+func (a *App) tokenStore(ctx context.Context) (*tokenStore, error) {
+	if err := a.tokens.open(ctx); err != nil {
+		return nil, err
+	}
+	return a.tokens, nil
 }
 
 // addPaywall lists a paywall for the status endpoint.
@@ -204,24 +263,6 @@ func (a *App) addPaywall(p *Paywall) {
 	a.paywalls.mu.Lock()
 	defer a.paywalls.mu.Unlock()
 	a.paywalls.list = append(a.paywalls.list, p)
-}
-
-// recordSettlement remembers a settled invoice and, the first time an
-// invoice this Caddy issued is seen settled, counts it and emits the
-// lightning_invoice_settled event.
-func (a *App) recordSettlement(hash, preimage [32]byte, amountSat int64) {
-	service, issued := a.settled.add(hash, preimage)
-	if !issued {
-		return
-	}
-	invoicesSettled.WithLabelValues(service).Inc()
-	satsReceived.WithLabelValues(service).Add(float64(amountSat))
-	hashHex := hex.EncodeToString(hash[:])
-	a.logger.Info("invoice settled", zap.String("payment_hash", hashHex),
-		zap.String("service", service), zap.Int64("amount_sat", amountSat))
-	a.emit("lightning_invoice_settled", map[string]any{
-		"payment_hash": hashHex, "service": service, "amount_sat": amountSat,
-	})
 }
 
 // emit sends a Caddy event that other modules can subscribe to.
@@ -255,7 +296,7 @@ func (c *LNDConfig) address() string {
 
 // clientConfig resolves placeholders, files and encodings.
 func (c *LNDConfig) clientConfig(repl *caddy.Replacer) (lnd.Config, error) {
-	cert, err := loadCert(repl.ReplaceAll(c.TLSCert, ""))
+	cert, certFile, err := loadCert(repl.ReplaceAll(c.TLSCert, ""))
 	if err != nil {
 		return lnd.Config{}, fmt.Errorf("lnd tls_cert: %w", err)
 	}
@@ -272,32 +313,34 @@ func (c *LNDConfig) clientConfig(repl *caddy.Replacer) (lnd.Config, error) {
 	return lnd.Config{
 		Address:     repl.ReplaceAll(c.address(), ""),
 		TLSCert:     cert,
+		TLSCertFile: certFile,
 		Macaroon:    mac,
 		CallTimeout: time.Duration(c.Timeout),
 		Observer:    observeNodeCall,
 	}, nil
 }
 
-// loadCert accepts inline PEM, hex of PEM or DER, or a file path.
-func loadCert(value string) ([]byte, error) {
+// loadCert accepts inline PEM, hex of PEM or DER, or a file path, which it
+// returns too (the client reads the file again when it redials).
+func loadCert(value string) (cert []byte, file string, err error) {
 	value = strings.TrimSpace(value)
 	switch {
 	case value == "":
-		return nil, errors.New("required: a file path, PEM, or hex")
+		return nil, "", errors.New("required: a file path, PEM, or hex")
 	case strings.HasPrefix(value, "-----BEGIN"):
-		return []byte(value), nil
+		return []byte(value), "", nil
 	}
 	if raw, err := hex.DecodeString(value); err == nil {
 		if strings.HasPrefix(string(raw), "-----BEGIN") {
-			return raw, nil
+			return raw, "", nil
 		}
-		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: raw}), nil
+		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: raw}), "", nil
 	}
 	data, err := os.ReadFile(value)
 	if err != nil {
-		return nil, fmt.Errorf("not PEM or hex, and not a readable file: %w", err)
+		return nil, "", fmt.Errorf("not PEM or hex, and not a readable file: %w", err)
 	}
-	return data, nil
+	return data, value, nil
 }
 
 // loadMacaroon accepts hex, a file path, or the raw bytes a {file.X}
@@ -336,7 +379,7 @@ func isPrintable(s string) bool {
 // hashed so no secret is kept as a map key.
 func poolKey(cfg lnd.Config) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00%x\x00%d", cfg.Address, cfg.TLSCert, cfg.Macaroon, cfg.CallTimeout)
+	fmt.Fprintf(h, "%s\x00%s\x00%x\x00%d\x00%s", cfg.Address, cfg.TLSCert, cfg.Macaroon, cfg.CallTimeout, cfg.RouteHints)
 	return hex.EncodeToString(h.Sum(nil))
 }
 
@@ -349,5 +392,6 @@ func (p pooledClient) Destruct() error { return p.Close() }
 var (
 	_ caddy.App          = (*App)(nil)
 	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.Validator    = (*App)(nil)
 	_ caddy.CleanerUpper = (*App)(nil)
 )

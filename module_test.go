@@ -132,6 +132,9 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"negative sats", ":80 {\n\tlightning {\n\t\tmax_payment -1\n\t}\n}\n", "not an amount of satoshis"},
 		{"unknown handler option", ":80 {\n\tlightning {\n\t\tmax_spend 1\n\t}\n}\n", "unrecognized lightning option 'max_spend'"},
 		{"handler argument", ":80 {\n\tlightning now\n}\n", "wrong argument count"},
+		{"bad IPv6 prefix", "{\n\tlightning {\n\t\tclient_ipv6_prefix 129\n\t}\n}\n", "not a number of bits from 1 to 128"},
+		{"bad handler rate", ":80 {\n\tlightning {\n\t\tinvoices_per_client 0 1m\n\t}\n}\n", "not a positive number"},
+		{"bad lookups rate", ":80 {\n\tpaywall 1 {\n\t\tlookups_per_client 5 never\n\t}\n}\n", "not a positive duration"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, _, err := adaptCaddyfile(tt.input)

@@ -6,16 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
-	"golang.org/x/sync/singleflight"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/lightningcaddy/caddy-lightning/l402"
 	"github.com/lightningcaddy/caddy-lightning/lnd"
@@ -34,28 +33,42 @@ const waitHeader = "X-L402-Wait"
 // waitTimeout bounds one long poll; the page polls again.
 const waitTimeout = 25 * time.Second
 
+// maxLifetime bounds valid_for plus invoice_expiry: browsers keep a cookie
+// at most 400 days, so a longer token would outlive the buyer's access.
+const maxLifetime = 400 * 24 * time.Hour
+
 // Paywall sells access to the rest of the route with Lightning payments,
 // speaking L402: a request without credentials gets 402 with an invoice and
 // a token; once the invoice is paid, the token and the payment's preimage
 // (Authorization: L402 <token>:<preimage>) open the route until the token
 // expires. Preimages are checked in memory, with no call to the node.
 // Browsers get a payment page that waits for the payment and then sets a
-// cookie holding the credential.
+// cookie holding the credential, for that browser only.
+//
+// A payment made while its invoice can be paid buys at least valid_for:
+// a token lasts invoice_expiry plus valid_for from when it is issued.
 type Paywall struct {
 	// Price is what access costs, in satoshis. Required.
 	Price int64 `json:"price,omitempty"`
-	// ValidFor is how long a token opens the route, counted from when its
-	// invoice is issued. Default: 1h.
+	// ValidFor is the least access a payment buys: a token opens the route
+	// for invoice_expiry plus valid_for from when it is issued, so a
+	// payment made at the last moment still buys valid_for. valid_for plus
+	// invoice_expiry may not exceed 400 days. Default: 1h.
 	ValidFor caddy.Duration `json:"valid_for,omitempty"`
 	// Memo is the invoice's description; placeholders are replaced per
 	// request. Default: "Access to {http.request.host}".
 	Memo string `json:"memo,omitempty"`
-	// InvoiceExpiry is how long an invoice can be paid. Default: 10m.
+	// InvoiceExpiry is how long an invoice can be paid, at least 1s.
+	// Default: 10m.
 	InvoiceExpiry caddy.Duration `json:"invoice_expiry,omitempty"`
 	// Service names what is sold (letters, digits, '-' and '_'). A token
 	// bought for one service, or at another price, never opens another
-	// paywall; the browser cookie is named l402_<service>_<price>, so
-	// cookies for several paywalls live side by side. Default: "default".
+	// paywall; paywalls that name the same service and price honour each
+	// other's tokens, each for no longer than its own invoice_expiry plus
+	// valid_for from the token's issue. Default: a name of this paywall's
+	// own, "paywall-" and a hash of where it sits in the config (its
+	// server's listen addresses and the matchers of the routes down to it),
+	// the same across reloads and on every instance with the same config.
 	Service string `json:"service,omitempty"`
 	// RootKey is the 32-byte secret, in hex, that signs tokens;
 	// placeholders such as {env.X} and {file.X} work. Default: the
@@ -64,28 +77,41 @@ type Paywall struct {
 	// the storage, and can be rotated through the admin API.
 	RootKey string `json:"root_key,omitempty"`
 	// KeepCredentials passes the L402 Authorization header and the
-	// paywall's cookie on to the rest of the route. Default: false, they
+	// paywalls' cookies on to the rest of the route. Default: false, they
 	// are removed.
 	KeepCredentials bool `json:"keep_credentials,omitempty"`
-	// InvoicesPerClient bounds how fast one client IP can get new
+	// InvoicesPerClient bounds how fast one client (an IPv4 address, or an
+	// IPv6 prefix of the app's client_ipv6_prefix bits) can get new
 	// invoices. Default: 60 per minute. Events 0 turns it off.
 	InvoicesPerClient *Rate `json:"invoices_per_client,omitempty"`
 	// InvoicesTotal bounds how fast invoices are issued to all clients
 	// together. Default: 100 per second. Events 0 turns it off.
 	InvoicesTotal *Rate `json:"invoices_total,omitempty"`
+	// LookupsPerClient bounds how often one client's tokens, presented
+	// without their preimage, make the paywall ask the node whether their
+	// invoice is paid (beyond it: 429). Default: 60 per minute. Events 0
+	// turns it off.
+	LookupsPerClient *Rate `json:"lookups_per_client,omitempty"`
 
 	app        *App
 	node       *lnd.Client
 	settled    *settlements
-	metrics    paywallMetrics
 	tokens     *tokenStore
 	fixedKeys  *l402.Keyring // from RootKey, else nil
+	rootKeyErr error
 	verified   *verifiedCredentials
-	checker    l402.Checker
-	cookieName string
 	limits     *invoiceLimits
-	lookups    *singleflight.Group
+	lookups    *lookupGuard
+	ipv6Prefix int
+	httpApp    *caddyhttp.App // where the default service is found
 	logger     *zap.Logger
+
+	// Set once, by resolve: the service and what depends on it.
+	ready      *sync.Once
+	service    string
+	checker    l402.Checker
+	metrics    paywallMetrics
+	cookieName string // the access cookie, without the __Host- prefix
 }
 
 // CaddyModule returns the Caddy module information.
@@ -98,37 +124,20 @@ func (Paywall) CaddyModule() caddy.ModuleInfo {
 
 var serviceName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
-// Provision checks the configuration, loads the root key and connects to
-// the lightning app. It does not contact the node.
+// Provision sets the defaults and connects the paywall to the lightning
+// app. It does no network or storage I/O.
 func (p *Paywall) Provision(ctx caddy.Context) error {
 	p.logger = ctx.Logger()
-	if p.Price <= 0 || p.Price > maxSats {
-		return fmt.Errorf("paywall: price must be between 1 and %d satoshis", int64(maxSats))
-	}
-	if p.Service == "" {
-		p.Service = "default"
-	}
-	if !serviceName.MatchString(p.Service) {
-		return fmt.Errorf("paywall: service %q: use 1-64 letters, digits, '-' or '_'", p.Service)
-	}
+	p.ready = new(sync.Once)
 	if p.ValidFor == 0 {
 		p.ValidFor = caddy.Duration(time.Hour)
 	}
 	if p.InvoiceExpiry == 0 {
 		p.InvoiceExpiry = caddy.Duration(10 * time.Minute)
 	}
-	if p.ValidFor < 0 || p.InvoiceExpiry < 0 {
-		return errors.New("paywall: valid_for and invoice_expiry must be positive")
-	}
 	if p.Memo == "" {
 		p.Memo = "Access to {http.request.host}"
 	}
-	limits, err := newInvoiceLimits(p.InvoicesPerClient, p.InvoicesTotal)
-	if err != nil {
-		return fmt.Errorf("paywall: %w", err)
-	}
-	p.limits = limits
-
 	app, err := lightningApp(ctx)
 	if err != nil {
 		return fmt.Errorf("paywall: %w", err)
@@ -136,46 +145,114 @@ func (p *Paywall) Provision(ctx caddy.Context) error {
 	p.app = app
 	p.node = app.Client()
 	p.settled = app.settlements()
-	p.metrics = newPaywallMetrics(p.Service)
-
-	if p.tokens, err = app.tokens(); err != nil {
-		return fmt.Errorf("paywall: %w", err)
-	}
+	p.tokens = app.tokens
+	p.ipv6Prefix = app.ClientIPv6Prefix
+	p.limits = newInvoiceLimits(p.InvoicesPerClient, p.InvoicesTotal)
+	p.lookups = newLookupGuard(p.LookupsPerClient)
+	p.verified = newVerifiedCredentials()
 	if p.RootKey != "" {
-		resolved, err := resolveSecret("paywall: root_key", p.RootKey)
-		if err != nil {
-			return err
-		}
-		key, err := hex.DecodeString(strings.TrimSpace(resolved))
-		if err != nil || len(key) != 32 {
-			return errors.New("paywall: root_key must be 32 bytes in hex (64 characters)")
-		}
-		if p.fixedKeys, err = l402.NewKeyring(key); err != nil {
-			return fmt.Errorf("paywall: %w", err)
+		var resolved string
+		if resolved, p.rootKeyErr = resolveSecret("root_key", p.RootKey); p.rootKeyErr == nil {
+			p.fixedKeys, p.rootKeyErr = parseRootKey(resolved)
 		}
 	}
-	p.checker = l402.Checker{
-		Service: p.Service,
-		Price:   p.Price,
-		Now:     func() time.Time { return now() },
-		Revoked: p.tokens.isRevoked,
+	for _, m := range ctx.Modules() {
+		if h, ok := m.(*caddyhttp.App); ok {
+			p.httpApp = h
+		}
 	}
 	app.addPaywall(p)
-	p.cookieName = fmt.Sprintf("l402_%s_%d", p.Service, p.Price)
-	p.lookups = new(singleflight.Group)
-	p.verified = newVerifiedCredentials()
 	return nil
 }
 
+// parseRootKey reads a 32-byte root key in hex.
+func parseRootKey(s string) (*l402.Keyring, error) {
+	key, err := hex.DecodeString(strings.TrimSpace(s))
+	if err != nil || len(key) != 32 {
+		return nil, errors.New("root_key must be 32 bytes in hex (64 characters)")
+	}
+	return l402.NewKeyring(key)
+}
+
+// Validate checks the configuration.
+func (p *Paywall) Validate() error {
+	switch {
+	case p.Price <= 0 || p.Price > maxSats:
+		return fmt.Errorf("paywall: price must be between 1 and %d satoshis", int64(maxSats))
+	case p.Service != "" && !serviceName.MatchString(p.Service):
+		return fmt.Errorf("paywall: service %q: use 1-64 letters, digits, '-' or '_'", p.Service)
+	case p.ValidFor <= 0 || p.InvoiceExpiry <= 0:
+		return errors.New("paywall: valid_for and invoice_expiry must be positive")
+	case time.Duration(p.InvoiceExpiry) < time.Second:
+		// Invoices count whole seconds, and 0 means the node's default
+		// (hours): the invoice would outlive its token.
+		return errors.New("paywall: invoice_expiry must be at least 1s")
+	case time.Duration(p.ValidFor) > maxLifetime || time.Duration(p.InvoiceExpiry) > maxLifetime || p.lifetime() > maxLifetime:
+		return fmt.Errorf("paywall: valid_for plus invoice_expiry is %v; browsers keep the access cookie at most 400 days, "+
+			"so buyers would lose access early", p.lifetime())
+	case p.rootKeyErr != nil:
+		return fmt.Errorf("paywall: %w", p.rootKeyErr)
+	}
+	for name, r := range map[string]*Rate{"invoices_per_client": p.InvoicesPerClient, "invoices_total": p.InvoicesTotal, "lookups_per_client": p.LookupsPerClient} {
+		if err := r.validate(); err != nil {
+			return fmt.Errorf("paywall: %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// lifetime is how long a token lasts from its issue: the invoice's life,
+// so that the last moment to pay still buys valid_for, plus valid_for.
+func (p *Paywall) lifetime() time.Duration {
+	return time.Duration(p.InvoiceExpiry) + time.Duration(p.ValidFor)
+}
+
+// resolve settles the service (finding the default once the whole config
+// is provisioned) and what depends on it. The app's Start calls it, and
+// so does the first request if it comes before (Caddy starts its apps in
+// no fixed order).
+func (p *Paywall) resolve() {
+	p.ready.Do(func() {
+		p.service = p.Service
+		if p.service == "" {
+			p.service = p.defaultService()
+		}
+		p.checker = l402.Checker{
+			Service: p.service,
+			Price:   p.Price,
+			// A token minted here expires by its valid_until; a token of
+			// the same service from a paywall that sells longer access
+			// lasts here no longer than a token of this one would (+1 s:
+			// issued_at is rounded down).
+			MaxAge:  p.lifetime() + time.Second,
+			Now:     func() time.Time { return now() },
+			Revoked: p.tokens.isRevoked,
+		}
+		p.metrics = newPaywallMetrics(p.service)
+		p.cookieName = fmt.Sprintf("%s%s_%d", cookiePrefix, p.service, p.Price)
+	})
+}
+
 // ServeHTTP admits requests with valid, paid credentials and answers the
-// others with a challenge.
+// others with a challenge. CORS preflights pass through unchallenged (the
+// site's own CORS configuration answers them).
 func (p *Paywall) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	p.resolve()
+	if isPreflight(r) {
+		if !p.KeepCredentials {
+			stripCredentials(r)
+		}
+		return next.ServeHTTP(w, r)
+	}
+	keys, err := p.keyring()
+	if err != nil {
+		return p.failed(w, r, "cannot load the paywalls' shared token state", err)
+	}
 	values := r.Header.Values("Authorization")
-	if c, err := r.Cookie(p.cookieName); err == nil {
-		values = append(values[:len(values):len(values)], "L402 "+c.Value)
+	if c, ok := cookieValue(r.Header, p.cookieName); ok {
+		values = append(values[:len(values):len(values)], "L402 "+c)
 	}
 	waiting := r.Header.Get(waitHeader) != ""
-	keys := p.keyring()
 	// A single credential that opened the route before needs no new
 	// checks beyond expiry, revocation and the keys.
 	if len(values) == 1 && !waiting {
@@ -190,21 +267,29 @@ func (p *Paywall) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	cred, id, err := keys.Authenticate(values, p.checker)
 	switch {
+	case waiting && (err == nil || errors.Is(err, l402.ErrPreimageRequired)):
+		return p.wait(w, r, keys, cred, id)
 	case err == nil:
 		p.metrics.preimage.Inc()
 		if len(values) == 1 {
-			p.verified.add(values[0], cred.Token, p.Service, keys, id, false)
-		}
-		if waiting {
-			return p.answerWait(w, r, cred.Token, cred.Preimage, true)
+			p.verified.add(values[0], cred.Token, p.service, p.checker.MaxAge, keys, id, false)
 		}
 		return p.admit(w, r, next, id)
 	case errors.Is(err, l402.ErrPreimageRequired):
-		if ok, err := p.proven(r, w, cred.Token, id, waiting); !ok {
-			return err
+		_, paid, err := p.settlement(r.Context(), id.PaymentHash, clientKey(r.Context(), p.ipv6Prefix), false)
+		switch {
+		case errors.Is(err, errTooManyLookups):
+			p.metrics.challenge(http.StatusTooManyRequests)
+			return p.tooManyRequests(w, r, time.Second, "too many payment checks: retry later, or send the preimage")
+		case err != nil:
+			return p.nodeFailed(w, r, err)
+		case !paid:
+			p.metrics.unpaid.Inc()
+			return p.challenge(w, r, http.StatusUnauthorized, "invoice not paid yet: pay it, then retry with the preimage")
 		}
+		p.metrics.settled.Inc()
 		if len(values) == 1 {
-			p.verified.add(values[0], cred.Token, p.Service, keys, id, true)
+			p.verified.add(values[0], cred.Token, p.service, p.checker.MaxAge, keys, id, true)
 		}
 		return p.admit(w, r, next, id)
 	case errors.Is(err, l402.ErrNoCredentials):
@@ -216,65 +301,78 @@ func (p *Paywall) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 }
 
-// keyring returns the keys that sign and verify this paywall's tokens.
-func (p *Paywall) keyring() *l402.Keyring {
-	if p.fixedKeys != nil {
-		return p.fixedKeys
+// keyring returns the keys that sign and verify this paywall's tokens. It
+// loads the shared token state if the app has not yet (revocations apply
+// to tokens of a root_key too).
+func (p *Paywall) keyring() (*l402.Keyring, error) {
+	snap, err := p.tokens.current(p.app.ctx.Context)
+	switch {
+	case err != nil:
+		return nil, err
+	case p.fixedKeys != nil:
+		return p.fixedKeys, nil
 	}
-	return p.tokens.keyring()
+	return snap.keys, nil
 }
 
-// proven handles a valid token that came without its preimage: it reports
-// whether the node settled the token's invoice, so the request may pass.
-// Otherwise it has answered the request itself (a challenge, the page's
-// long poll, or a node error) and returns that answer's error.
-func (p *Paywall) proven(r *http.Request, w http.ResponseWriter, token string, id l402.Identifier, waiting bool) (bool, error) {
-	preimage, settled, err := p.settlement(r, id.PaymentHash)
-	if err != nil {
-		return false, p.unavailable(w, err)
-	}
-	if waiting {
-		if !settled {
-			ctx, cancel := context.WithTimeout(r.Context(), waitTimeout)
-			preimage, settled = p.settled.wait(ctx, id.PaymentHash)
-			cancel()
-		}
-		return false, p.answerWait(w, r, token, preimage, settled)
-	}
-	if !settled {
-		p.metrics.unpaid.Inc()
-		return false, p.challenge(w, r, http.StatusUnauthorized, "invoice not paid yet: pay it, then retry with the preimage")
-	}
-	p.metrics.settled.Inc()
-	return true, nil
-}
-
-// settlement reports whether the invoice with hash is settled, from memory
-// or else from one lookup on the node (shared by concurrent requests). A
-// settlement is remembered: it is final.
-func (p *Paywall) settlement(r *http.Request, hash [32]byte) ([32]byte, bool, error) {
+// settlement reports whether the invoice with hash is settled: from the
+// settlements the app remembers, else from a lookup on the node as the
+// lookup guard allows (lenient: a lookup over the client's limit is
+// skipped rather than refused). A settlement found is recorded: it is
+// final.
+func (p *Paywall) settlement(ctx context.Context, hash [32]byte, client netip.Prefix, lenient bool) ([32]byte, bool, error) {
 	if preimage, ok := p.settled.preimage(hash); ok {
 		return preimage, true, nil
 	}
-	v, err, _ := p.lookups.Do(string(hash[:]), func() (any, error) {
-		return p.node.LookupInvoice(r.Context(), hash)
-	})
-	if err != nil {
-		if status.Code(err) == codes.NotFound {
-			return [32]byte{}, false, nil
-		}
+	st, err := p.lookups.lookup(ctx, p.node, hash, client, lenient)
+	if err != nil || st.State != lnd.InvoiceSettled {
 		return [32]byte{}, false, err
 	}
-	st := v.(lnd.InvoiceStatus)
-	if st.State != lnd.InvoiceSettled {
-		return [32]byte{}, false, nil
-	}
-	p.app.recordSettlement(hash, st.Preimage, st.AmountPaidSat)
+	p.app.feed.record(hash, st.Preimage, st.AmountPaidSat)
 	return st.Preimage, true, nil
 }
 
-// answerWait answers the payment page's long poll: once paid, it sets the
-// cookie that carries the credential.
+// isPreflight reports whether r is a CORS preflight: browsers send it
+// before a cross-origin request with credentials, and never with them.
+func isPreflight(r *http.Request) bool {
+	return r.Method == http.MethodOptions && r.Header.Get("Origin") != "" &&
+		r.Header.Get("Access-Control-Request-Method") != ""
+}
+
+// wait answers the payment page's long poll, from the browser the page was
+// sent to only: held until the invoice of the token is settled (answered at
+// once when the poll carries the preimage, or when the polls held are at a
+// bound), then it sets the cookie that carries the credential.
+func (p *Paywall) wait(w http.ResponseWriter, r *http.Request, keys *l402.Keyring, cred l402.Credential, id l402.Identifier) error {
+	if !sameBrowser(r, keys, id) {
+		p.metrics.challenge(http.StatusForbidden)
+		return p.respond(w, r, http.StatusForbidden, "this payment page was sent to another browser: load the page to get your own", nil)
+	}
+	preimage, paid := cred.Preimage, cred.HasPreimage
+	if paid {
+		p.metrics.preimage.Inc()
+		return p.answerWait(w, r, cred.Token, preimage, true)
+	}
+	hash, client := id.PaymentHash, clientKey(r.Context(), p.ipv6Prefix)
+	preimage, paid, err := p.settlement(r.Context(), hash, client, true)
+	if err != nil {
+		return p.nodeFailed(w, r, err)
+	}
+	if !paid && p.lookups.enterWait(client, hash) {
+		ctx, cancel := context.WithTimeout(r.Context(), waitTimeout)
+		preimage, paid = p.settled.wait(ctx, hash)
+		cancel()
+		p.lookups.leaveWait(client, hash)
+	}
+	if paid {
+		p.metrics.settled.Inc()
+	}
+	return p.answerWait(w, r, cred.Token, preimage, paid)
+}
+
+// answerWait answers the long poll; once paid, it sets the cookie that
+// carries the credential, for as long as the token opens this paywall. (The
+// page's binding cookie stays until it expires: the page may poll again.)
 func (p *Paywall) answerWait(w http.ResponseWriter, r *http.Request, token string, preimage [32]byte, paid bool) error {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Type", "application/json")
@@ -282,29 +380,23 @@ func (p *Paywall) answerWait(w http.ResponseWriter, r *http.Request, token strin
 		_, err := w.Write([]byte(`{"paid":false}`))
 		return err
 	}
-	http.SetCookie(w, &http.Cookie{
-		Name:     p.cookieName,
-		Value:    token + ":" + hex.EncodeToString(preimage[:]),
-		Path:     "/",
-		MaxAge:   int(time.Duration(p.ValidFor) / time.Second),
-		HttpOnly: true,
-		Secure:   r.TLS != nil,
-		SameSite: http.SameSiteLaxMode,
-	})
+	expires, _ := credentialExpiry(token, p.service, p.checker.MaxAge)
+	http.SetCookie(w, newCookie(r, p.cookieName, token+":"+hex.EncodeToString(preimage[:]), expires.Sub(now())))
 	_, err := w.Write([]byte(`{"paid":true}`))
 	return err
 }
 
 // admit passes a paid request on, with facts about the payment in
-// placeholders and, unless kept, without its L402 credentials.
+// placeholders and, unless kept, without its credentials. The answer is
+// kept out of shared caches.
 func (p *Paywall) admit(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, id l402.Identifier) error {
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Map(placeholders{p, id}.value)
 	}
 	if !p.KeepCredentials {
-		stripCredentials(r, p.cookieName)
+		stripCredentials(r)
 	}
-	return next.ServeHTTP(w, r)
+	return next.ServeHTTP(&paidResponse{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}, r)
 }
 
 // placeholders computes the paywall's placeholders for an admitted request
@@ -327,87 +419,14 @@ func (ph placeholders) value(key string) (any, bool) {
 	case "price":
 		return ph.p.Price, true
 	case "service":
-		return ph.p.Service, true
+		return ph.p.service, true
 	}
 	return nil, false
-}
-
-// stripCredentials removes the L402 and LSAT credentials from the
-// Authorization header and the paywall's cookie from the Cookie header,
-// and leaves everything else exactly as it came.
-func stripCredentials(r *http.Request, cookieName string) {
-	stripHeader(r.Header, "Authorization", withoutL402)
-	stripHeader(r.Header, "Cookie", func(v string) string { return withoutCookie(v, cookieName) })
-}
-
-// stripHeader rewrites the values of a header with strip, dropping values
-// left empty; a header strip does not change is left alone.
-func stripHeader(h http.Header, name string, strip func(string) string) {
-	values := h.Values(name)
-	var kept []string // allocated at the first change
-	for i, v := range values {
-		s := strip(v)
-		if s != v && kept == nil {
-			kept = append(make([]string, 0, len(values)), values[:i]...)
-		}
-		if kept != nil && s != "" {
-			kept = append(kept, s)
-		}
-	}
-	if kept == nil {
-		return
-	}
-	h.Del(name)
-	for _, v := range kept {
-		h.Add(name, v)
-	}
-}
-
-// withoutL402 removes L402 and LSAT credentials from an Authorization
-// value that may join several credentials with commas. An item that starts
-// with "<scheme> " begins a credential; other items (auth-params, or more
-// L402 tokens) belong to the credential before them.
-func withoutL402(value string) string {
-	if !strings.Contains(value, ",") { // one credential: the usual case
-		if scheme, _, _ := strings.Cut(strings.TrimSpace(value), " "); strings.EqualFold(scheme, "L402") || strings.EqualFold(scheme, "LSAT") {
-			return ""
-		}
-		return value
-	}
-	items := strings.Split(value, ",")
-	kept := items[:0]
-	dropping := false
-	for _, item := range items {
-		if scheme, _, ok := strings.Cut(strings.TrimSpace(item), " "); ok && scheme != "" && !strings.ContainsAny(scheme, "=:\"") {
-			dropping = strings.EqualFold(scheme, "L402") || strings.EqualFold(scheme, "LSAT")
-		}
-		if !dropping {
-			kept = append(kept, item)
-		}
-	}
-	if len(kept) == len(items) {
-		return value
-	}
-	return strings.TrimSpace(strings.Join(kept, ","))
-}
-
-// withoutCookie removes the cookie called name from a Cookie header value.
-func withoutCookie(value, name string) string {
-	if !strings.Contains(value, name) {
-		return value
-	}
-	pairs := strings.Split(value, ";")
-	kept := pairs[:0]
-	for _, pair := range pairs {
-		if n, _, _ := strings.Cut(strings.TrimSpace(pair), "="); n != name {
-			kept = append(kept, strings.TrimSpace(pair))
-		}
-	}
-	return strings.Join(kept, "; ")
 }
 
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*Paywall)(nil)
+	_ caddy.Validator             = (*Paywall)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Paywall)(nil)
 )

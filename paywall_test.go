@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -230,35 +232,104 @@ func TestPaywallTokenWithoutPreimage(t *testing.T) {
 	}
 }
 
+// pageChallenge asks url for the payment page as a browser does, and
+// returns the challenge (from WWW-Authenticate) and the cookie that binds
+// its token to this browser.
+func pageChallenge(t *testing.T, url string, header http.Header) (challenge, *http.Cookie) {
+	t.Helper()
+	h := http.Header{"Accept": {"text/html,application/xhtml+xml,*/*;q=0.8"}}
+	for k, v := range header {
+		h[k] = v
+	}
+	resp, body := get(t, url, h)
+	if resp.StatusCode != http.StatusPaymentRequired || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("payment page: %d %.200s", resp.StatusCode, body)
+	}
+	parsed, err := l402.ParseChallenge(resp.Header.Values("WWW-Authenticate"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := l402.DecodeToken(parsed.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := challenge{Status: resp.StatusCode, Header: resp.Header, Body: challengeBody{Token: parsed.Token, Invoice: parsed.Invoice,
+		PaymentHash: hex.EncodeToString(tok.Identifier.PaymentHash[:])}}
+	for _, ck := range resp.Cookies() {
+		if strings.HasPrefix(strings.TrimPrefix(ck.Name, "__Host-"), "l402_page_") {
+			if !ck.HttpOnly || ck.Path != "/" || ck.SameSite != http.SameSiteLaxMode || ck.MaxAge <= 0 {
+				t.Errorf("binding cookie attributes: %q", resp.Header.Get("Set-Cookie"))
+			}
+			return c, ck
+		}
+	}
+	t.Fatalf("the payment page sets no binding cookie: %q", resp.Header.Values("Set-Cookie"))
+	return c, nil
+}
+
+// waitRequest is the payment page's long poll.
+func waitRequest(url, authorization string, cookies ...*http.Cookie) (*http.Response, string, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return nil, "", err
+	}
+	req.Header.Set("Authorization", authorization)
+	req.Header.Set(waitHeader, "1")
+	for _, c := range cookies {
+		req.AddCookie(c)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, "", err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	return resp, string(raw), err
+}
+
 func TestPaywallWaitAndCookie(t *testing.T) {
 	base, node := startPaywall(t, "100 {\n\t\tvalid_for 30m\n\t}")
-	c := getChallenge(t, base+"/paid/", nil, http.StatusPaymentRequired)
+	c, binding := pageChallenge(t, base+"/paid/", nil)
 
 	// The page's long poll is held until the invoice settles; the
 	// settlement comes from the node's invoice stream.
-	settled := make(chan struct{})
-	go func() {
-		time.Sleep(300 * time.Millisecond)
-		settleAndProve(t, node, c)
-		close(settled)
-	}()
-	start := time.Now()
-	resp, body := get(t, base+"/paid/", http.Header{"Authorization": {"L402 " + c.Body.Token}, "X-L402-Wait": {"1"}})
-	<-settled
-	if resp.StatusCode != 200 || body != `{"paid":true}` {
-		t.Fatalf("wait: %d %s", resp.StatusCode, body)
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("wait answered after %s", d)
-	}
-	cookies := resp.Cookies()
-	if len(cookies) != 1 || cookies[0].Name != "l402_default_100" || !cookies[0].HttpOnly ||
-		cookies[0].SameSite != http.SameSiteLaxMode || cookies[0].MaxAge != 1800 {
-		t.Fatalf("cookies = %+v", cookies)
-	}
 	lookups := node.Calls("LookupInvoice")
-	cookie := http.Header{"Cookie": {cookies[0].Name + "=" + cookies[0].Value}}
-	resp, body = get(t, base+"/paid/", cookie)
+	type answer struct {
+		resp *http.Response
+		body string
+		err  error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		resp, body, err := waitRequest(base+"/paid/", "L402 "+c.Body.Token, binding)
+		answered <- answer{resp, body, err}
+	}()
+	for node.Calls("LookupInvoice") == lookups { // the poll has asked the node once
+		time.Sleep(time.Millisecond)
+	}
+	settleAndProve(t, node, c)
+	a := <-answered
+	if a.err != nil || a.resp.StatusCode != 200 || a.body != `{"paid":true}` {
+		t.Fatalf("wait: %v %v %s", a.err, a.resp, a.body)
+	}
+	var access *http.Cookie
+	for _, ck := range a.resp.Cookies() {
+		switch {
+		case strings.HasPrefix(ck.Name, "l402_paywall-") && strings.HasSuffix(ck.Name, "_100"):
+			access = ck
+		default:
+			t.Errorf("unexpected cookie %+v", ck)
+		}
+	}
+	// The token lasts invoice_expiry (10m) + valid_for (30m) from its issue
+	// (rounded up to whole seconds).
+	if access == nil || !access.HttpOnly || access.Secure || access.SameSite != http.SameSiteLaxMode ||
+		access.MaxAge <= 1800 || access.MaxAge > 2401 {
+		t.Fatalf("access cookie %+v", access)
+	}
+	lookups = node.Calls("LookupInvoice")
+	cookie := http.Header{"Cookie": {access.Name + "=" + access.Value}}
+	resp, body := get(t, base+"/paid/", cookie)
 	if resp.StatusCode != 200 || !strings.Contains(body, "cookie=[]") {
 		t.Fatalf("with cookie: %d %s", resp.StatusCode, body)
 	}
@@ -267,11 +338,11 @@ func TestPaywallWaitAndCookie(t *testing.T) {
 	}
 
 	// WebLN: the page sends the preimage and gets the cookie at once.
-	c2 := getChallenge(t, base+"/paid/", nil, http.StatusPaymentRequired)
+	c2, binding2 := pageChallenge(t, base+"/paid/", nil)
 	preimage := settleAndProve(t, node, c2)
-	resp, body = get(t, base+"/paid/", http.Header{"Authorization": {l402Auth(c2.Body.Token, preimage)}, "X-L402-Wait": {"1"}})
-	if resp.StatusCode != 200 || body != `{"paid":true}` || len(resp.Cookies()) != 1 {
-		t.Fatalf("wait with preimage: %d %s %v", resp.StatusCode, body, resp.Cookies())
+	resp, body, err := waitRequest(base+"/paid/", l402Auth(c2.Body.Token, preimage), binding2)
+	if err != nil || resp.StatusCode != 200 || body != `{"paid":true}` || len(resp.Cookies()) != 1 {
+		t.Fatalf("wait with preimage: %v %v %s %v", err, resp, body, resp.Cookies())
 	}
 }
 
@@ -311,8 +382,14 @@ func TestPaywallRateLimit(t *testing.T) {
 	}
 }
 
+// TestPaywallNodeDown: paid tokens keep working with the node down; a
+// challenge gets 503 with a generic message and a request id (in the body
+// and X-Request-Id) that the log line with the node's error carries too.
 func TestPaywallNodeDown(t *testing.T) {
-	base, node := startPaywall(t, "100")
+	node := lndtest.Start(t)
+	logPath := filepath.Join(t.TempDir(), "caddy.log")
+	base := startCaddy(t, lndOption(node)+fmt.Sprintf("\n\tlog {\n\t\toutput file %s\n\t}", logPath),
+		"\troute /paid/* {\n\t\tpaywall 100\n\t\trespond \"content\"\n\t}")
 	c := getChallenge(t, base+"/paid/", nil, http.StatusPaymentRequired)
 	h := auth(l402Auth(c.Body.Token, settleAndProve(t, node, c)))
 	node.Stop()
@@ -320,12 +397,33 @@ func TestPaywallNodeDown(t *testing.T) {
 	if resp, body := get(t, base+"/paid/", h); resp.StatusCode != 200 {
 		t.Fatalf("paid request with the node down: %d %s", resp.StatusCode, body)
 	}
-	start := time.Now()
 	resp, body := get(t, base+"/paid/", nil)
-	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
-		t.Fatalf("challenge with the node down: %d %s", resp.StatusCode, body)
+	var answer struct {
+		Message   string `json:"message"`
+		RequestID string `json:"request_id"`
 	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("503 took %s", d)
+	if err := json.Unmarshal([]byte(body), &answer); err != nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("challenge with the node down: %d %s (%v)", resp.StatusCode, body, err)
+	}
+	for _, detail := range []string{"dial", "connection refused", "127.0.0.1", "rpc error", node.Addr()} {
+		if strings.Contains(body, detail) {
+			t.Errorf("the anonymous client is told %q: %s", detail, body)
+		}
+	}
+	if answer.RequestID == "" || resp.Header.Get("X-Request-Id") != answer.RequestID || !strings.Contains(answer.Message, "unavailable") {
+		t.Errorf("body %s, X-Request-Id %q: want a generic message and the same request id in both", body, resp.Header.Get("X-Request-Id"))
+	}
+	logs, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, line := range strings.Split(string(logs), "\n") {
+		if strings.Contains(line, answer.RequestID) && strings.Contains(line, "the Lightning node failed") && strings.Contains(line, `"error":"`) {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no log line with request id %s and the node's error:\n%s", answer.RequestID, logs)
 	}
 }

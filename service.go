@@ -36,17 +36,22 @@ type service struct {
 	cltvLimit      uint32
 	// followAfter is how long after it begins a payment's request has
 	// certainly given up on it (see ledgerEntry.FollowAfter).
-	followAfter time.Duration
-	ledger      *paymentLedger
-	budget      *Budget  // nil: no budget
-	keyScope    [32]byte // the API key's digest: idempotency keys are per API key
-	logger      *zap.Logger
+	followAfter   time.Duration
+	ledger        *paymentLedger
+	budget        *Budget       // nil: no budget
+	keyScope      [32]byte      // the API key's digest: idempotency keys are per API key
+	invoiceLimits *clientLimits // generateinvoice, per client
+	ipv6Prefix    int
+	logger        *zap.Logger
 }
 
 // GenerateInvoice creates an invoice on the node.
 func (s *service) GenerateInvoice(ctx context.Context, req *lightningpb.GenerateInvoiceRequest) (*lightningpb.GenerateInvoiceResponse, error) {
 	if req.Amount <= 0 || req.Amount > maxSats {
 		return nil, status.Errorf(codes.InvalidArgument, "amount must be between 1 and %d satoshis", int64(maxSats))
+	}
+	if _, ok := s.invoiceLimits.allow(clientKey(ctx, s.ipv6Prefix)); !ok {
+		return nil, status.Error(codes.ResourceExhausted, "too many invoices requested: retry later")
 	}
 	inv, err := s.node.CreateInvoice(ctx, req.Amount, req.Memo, s.invoiceExpiry)
 	if err != nil {

@@ -2,7 +2,14 @@ package lightning
 
 import (
 	"context"
+	"encoding/hex"
 	"sync"
+	"sync/atomic"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/lightningcaddy/caddy-lightning/lnd"
 )
 
 // settlementMemory bounds how many settled invoices are remembered: enough
@@ -21,8 +28,6 @@ type settlements struct {
 	// Invoices issued and not yet seen settled: payment hash -> service
 	// (for metrics), bounded the same way.
 	issued *generations[[32]byte, string]
-
-	following sync.Once // the app starts following the node's stream once
 }
 
 func newSettlements() *settlements {
@@ -98,4 +103,99 @@ func (s *settlements) wait(ctx context.Context, hash [32]byte) ([32]byte, bool) 
 			return [32]byte{}, false
 		}
 	}
+}
+
+// feeds holds one settlementFeed per node (keyed like the node clients),
+// shared by the configs that use the node. A reload provisions and starts
+// the new config before it stops the old one, so the stream never stops
+// and the pages that wait on the old config hear of the payments too.
+var feeds = caddy.NewUsagePool()
+
+// settlementFeed is a node's settlements, fed by its invoice stream while
+// at least one config that uses it runs.
+type settlementFeed struct {
+	*settlements
+
+	mu      sync.Mutex
+	running int                // started and not yet stopped apps
+	cancel  context.CancelFunc // stops the stream
+	done    chan struct{}      // closed when the stream has stopped
+
+	reporter atomic.Pointer[App] // the app last started: it logs and emits settlements
+}
+
+func newSettlementFeed() *settlementFeed {
+	return &settlementFeed{settlements: newSettlements()}
+}
+
+// start follows the node's invoice stream, unless a config started that
+// already, and makes app the one that reports settlements.
+func (f *settlementFeed) start(app *App) {
+	f.reporter.Store(app)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.running++
+	if f.running > 1 {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	f.cancel, f.done = cancel, make(chan struct{})
+	client, logger := app.client, app.logger
+	go func() {
+		defer close(f.done)
+		client.SubscribeSettlements(ctx, func(s lnd.Settlement) {
+			f.record(s.PaymentHash, s.Preimage, s.AmountSat)
+		}, func(err error) {
+			logger.Warn("invoice stream interrupted; reconnecting", zap.Error(err))
+		})
+	}()
+}
+
+// stop undoes one start; the last one stops the stream and waits for it.
+func (f *settlementFeed) stop(app *App) {
+	f.reporter.CompareAndSwap(app, nil)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.running == 0 {
+		return
+	}
+	f.running--
+	if f.running == 0 {
+		f.cancel()
+		<-f.done
+	}
+}
+
+// Destruct stops the stream if an app never stopped it.
+func (f *settlementFeed) Destruct() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.running > 0 {
+		f.running = 0
+		f.cancel()
+		<-f.done
+	}
+	return nil
+}
+
+// record remembers a settlement and, the first time an invoice this Caddy
+// issued is seen settled, counts it and has the current app log it and
+// emit the lightning_invoice_settled event.
+func (f *settlementFeed) record(hash, preimage [32]byte, amountSat int64) {
+	service, issued := f.add(hash, preimage)
+	if !issued {
+		return
+	}
+	invoicesSettled.WithLabelValues(service).Inc()
+	satsReceived.WithLabelValues(service).Add(float64(amountSat))
+	app := f.reporter.Load()
+	if app == nil {
+		return
+	}
+	hashHex := hex.EncodeToString(hash[:])
+	app.logger.Info("invoice settled", zap.String("payment_hash", hashHex),
+		zap.String("service", service), zap.Int64("amount_sat", amountSat))
+	app.emit("lightning_invoice_settled", map[string]any{
+		"payment_hash": hashHex, "service": service, "amount_sat": amountSat,
+	})
 }

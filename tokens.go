@@ -29,6 +29,9 @@ const revocationDefault = 366 * 24 * time.Hour
 // tokenState is the stored form: what instances must agree on to honour
 // each other's tokens.
 type tokenState struct {
+	// Version grows by one with every write, so instances notice every
+	// change, however close together (modification times do not).
+	Version uint64 `json:"version"`
 	// Keys are hex root keys; the first mints new tokens, all verify.
 	Keys []string `json:"keys"`
 	// Revoked maps a revoked token's id (hex) to the unix time after which
@@ -38,6 +41,7 @@ type tokenState struct {
 
 // tokenSnapshot is the state in the form requests use, swapped atomically.
 type tokenSnapshot struct {
+	version uint64
 	keys    *l402.Keyring
 	keyIDs  []string // a short public id per key, for status
 	revoked map[[32]byte]struct{}
@@ -45,34 +49,55 @@ type tokenSnapshot struct {
 
 // tokenStore keeps the paywalls' root keys and revocations in memory,
 // loaded from storage, and follows changes other instances make: every
-// interval it checks the stored state's modification time and reloads it
-// only when it changed. Requests never touch storage.
+// interval it reads the stored state and applies it when its version
+// changed. Requests never touch storage, except the first ones when they
+// come before the app has started (Caddy starts its apps in no fixed
+// order): whichever is first loads the state.
 type tokenStore struct {
 	storage certmagic.Storage
 	logger  *zap.Logger
 
 	snap atomic.Pointer[tokenSnapshot]
 
-	mu       sync.Mutex // serializes loads and writes in this process
-	modified time.Time  // of the state last loaded
+	openOnce sync.Once
+	openErr  error
+
+	mu sync.Mutex // serializes loads and writes in this process
 }
 
-// openTokenStore loads the state, creating it with a new root key under a
-// storage lock if no instance has yet.
-func openTokenStore(ctx context.Context, storage certmagic.Storage, logger *zap.Logger) (*tokenStore, error) {
-	s := &tokenStore{storage: storage, logger: logger}
-	err := s.load(ctx)
-	if errors.Is(err, fs.ErrNotExist) {
-		err = s.update(ctx, func(st *tokenState) error { return nil })
+// newTokenStore returns a store that has not read storage yet.
+func newTokenStore(storage certmagic.Storage, logger *zap.Logger) *tokenStore {
+	return &tokenStore{storage: storage, logger: logger}
+}
+
+// open loads the state, creating it with a new root key under a storage
+// lock if no instance has yet. Only the first call does anything.
+func (s *tokenStore) open(ctx context.Context) error {
+	s.openOnce.Do(func() {
+		err := s.load(ctx)
+		if errors.Is(err, fs.ErrNotExist) {
+			err = s.update(ctx, func(st *tokenState) error { return nil })
+		}
+		if err != nil {
+			s.openErr = fmt.Errorf("load shared token state: %w", err)
+		}
+	})
+	return s.openErr
+}
+
+// current returns the state requests use, opening the store if nobody has.
+func (s *tokenStore) current(ctx context.Context) (*tokenSnapshot, error) {
+	if snap := s.snap.Load(); snap != nil {
+		return snap, nil
 	}
-	if err != nil {
+	if err := s.open(ctx); err != nil {
 		return nil, err
 	}
-	return s, nil
+	return s.snap.Load(), nil
 }
 
-// follow reloads the state when another instance changed it, every
-// interval until ctx ends.
+// follow applies the changes other instances make, every interval until
+// ctx ends.
 func (s *tokenStore) follow(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -82,48 +107,41 @@ func (s *tokenStore) follow(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		info, err := s.storage.Stat(ctx, tokenStateKey)
-		s.mu.Lock()
-		changed := err == nil && !info.Modified.Equal(s.modified)
-		s.mu.Unlock()
-		if changed {
-			err = s.load(ctx)
-		}
-		if err != nil && ctx.Err() == nil {
+		if err := s.load(ctx); err != nil && ctx.Err() == nil {
 			s.logger.Warn("cannot read shared token state", zap.String("key", tokenStateKey), zap.Error(err))
 		}
 	}
 }
 
-// load reads the stored state and makes it current.
+// load reads the stored state and makes it current if its version is not
+// the current one.
 func (s *tokenStore) load(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st, info, err := s.read(ctx)
+	st, err := s.read(ctx)
 	if err != nil {
 		return err
 	}
-	return s.applyLocked(st, info.Modified)
+	if cur := s.snap.Load(); cur != nil && cur.version == st.Version {
+		return nil
+	}
+	return s.apply(st)
 }
 
-func (s *tokenStore) read(ctx context.Context) (tokenState, certmagic.KeyInfo, error) {
+func (s *tokenStore) read(ctx context.Context) (tokenState, error) {
 	var st tokenState
-	info, err := s.storage.Stat(ctx, tokenStateKey)
-	if err != nil {
-		return st, info, err
-	}
 	data, err := s.storage.Load(ctx, tokenStateKey)
 	if err != nil {
-		return st, info, err
+		return st, err
 	}
 	if err := json.Unmarshal(data, &st); err != nil || len(st.Keys) == 0 {
-		return st, info, fmt.Errorf("the token state in storage (%s) is corrupt", tokenStateKey)
+		return st, fmt.Errorf("the token state in storage (%s) is corrupt", tokenStateKey)
 	}
-	return st, info, nil
+	return st, nil
 }
 
-// applyLocked builds the snapshot requests use from st.
-func (s *tokenStore) applyLocked(st tokenState, modified time.Time) error {
+// apply builds the snapshot requests use from st.
+func (s *tokenStore) apply(st tokenState) error {
 	keys := make([][]byte, len(st.Keys))
 	ids := make([]string, len(st.Keys))
 	for i, k := range st.Keys {
@@ -145,14 +163,14 @@ func (s *tokenStore) applyLocked(st tokenState, modified time.Time) error {
 			revoked[tokenID] = struct{}{}
 		}
 	}
-	s.snap.Store(&tokenSnapshot{keys: ring, keyIDs: ids, revoked: revoked})
-	s.modified = modified
+	s.snap.Store(&tokenSnapshot{version: st.Version, keys: ring, keyIDs: ids, revoked: revoked})
 	return nil
 }
 
 // update changes the stored state under a storage lock (so instances
-// never lose each other's changes) and makes the result current here at
-// once. A missing state is created with a new root key first.
+// never lose each other's changes), with a new version, and makes the
+// result current here at once. A missing state is created with a new root
+// key first.
 func (s *tokenStore) update(ctx context.Context, change func(*tokenState) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -160,7 +178,7 @@ func (s *tokenStore) update(ctx context.Context, change func(*tokenState) error)
 		return fmt.Errorf("lock %s: %w", tokenStateKey, err)
 	}
 	defer func() { _ = s.storage.Unlock(ctx, tokenStateKey) }()
-	st, _, err := s.read(ctx)
+	st, err := s.read(ctx)
 	if errors.Is(err, fs.ErrNotExist) {
 		st, err = tokenState{Keys: []string{hex.EncodeToString(l402.NewRootKey())}}, nil
 	}
@@ -176,6 +194,7 @@ func (s *tokenStore) update(ctx context.Context, change func(*tokenState) error)
 			delete(st.Revoked, id)
 		}
 	}
+	st.Version++
 	data, err := json.Marshal(st)
 	if err != nil {
 		return err
@@ -183,19 +202,17 @@ func (s *tokenStore) update(ctx context.Context, change func(*tokenState) error)
 	if err := s.storage.Store(ctx, tokenStateKey, data); err != nil {
 		return fmt.Errorf("store %s: %w", tokenStateKey, err)
 	}
-	info, err := s.storage.Stat(ctx, tokenStateKey)
-	if err != nil {
-		return err
-	}
-	return s.applyLocked(st, info.Modified)
+	return s.apply(st)
 }
 
-// keyring returns the current root keys.
-func (s *tokenStore) keyring() *l402.Keyring { return s.snap.Load().keys }
-
-// isRevoked reports whether the token with id was revoked.
+// isRevoked reports whether the token with id was revoked (false while
+// the store is not open: nothing was verified then).
 func (s *tokenStore) isRevoked(id l402.Identifier) bool {
-	_, ok := s.snap.Load().revoked[id.TokenID]
+	snap := s.snap.Load()
+	if snap == nil {
+		return false
+	}
+	_, ok := snap.revoked[id.TokenID]
 	return ok
 }
 

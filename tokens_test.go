@@ -17,24 +17,18 @@ func TestTokenStoreSharedAcrossInstances(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	storage := &certmagic.FileStorage{Path: t.TempDir()}
-	a, err := openTokenStore(ctx, storage, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := openTokenStore(ctx, storage, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := openTestTokenStore(t, storage)
+	b := openTestTokenStore(t, storage)
 	go b.follow(ctx, 50*time.Millisecond)
 
 	// One key, created once: a token minted by A verifies on B.
 	check := l402.Checker{Service: "s", Revoked: b.isRevoked}
-	token, id, err := a.keyring().Mint([32]byte{1}, l402.ServicesCaveat(l402.Service{Name: "s"}),
+	token, id, err := keyring(t, a).Mint([32]byte{1}, l402.ServicesCaveat(l402.Service{Name: "s"}),
 		l402.ValidUntilCaveat("s", time.Now().Add(time.Hour)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.keyring().VerifyToken(token, check); err != nil {
+	if _, err := keyring(t, b).VerifyToken(token, check); err != nil {
 		t.Fatalf("B verifies A's token: %v", err)
 	}
 
@@ -58,7 +52,7 @@ func TestTokenStoreSharedAcrossInstances(t *testing.T) {
 	if err := a.load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.keyring().VerifyToken(token, l402.Checker{Service: "s"}); err == nil {
+	if _, err := keyring(t, a).VerifyToken(token, l402.Checker{Service: "s"}); err == nil {
 		t.Errorf("a token of a dropped key still verifies: %v", err)
 	}
 }
@@ -69,7 +63,27 @@ func TestTokenStoreRejectsCorruptState(t *testing.T) {
 	if err := storage.Store(ctx, tokenStateKey, []byte(`{"keys": ["zz"]}`)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := openTokenStore(ctx, storage, zap.NewNop()); err == nil || !strings.Contains(err.Error(), "malformed key") {
+	if err := newTokenStore(storage, zap.NewNop()).open(ctx); err == nil || !strings.Contains(err.Error(), "malformed key") {
 		t.Fatalf("corrupt state: %v", err)
 	}
+}
+
+// openTestTokenStore opens a token store on storage.
+func openTestTokenStore(t *testing.T, storage certmagic.Storage) *tokenStore {
+	t.Helper()
+	s := newTokenStore(storage, zap.NewNop())
+	if err := s.open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// keyring returns a store's current keys.
+func keyring(t *testing.T, s *tokenStore) *l402.Keyring {
+	t.Helper()
+	snap, err := s.current(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap.keys
 }

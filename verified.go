@@ -27,7 +27,7 @@ type verifiedCredentials struct {
 type verifiedCredential struct {
 	keys    *l402.Keyring   // the keys that verified it
 	id      l402.Identifier // the token's identifier
-	expires time.Time       // the token's earliest valid_until for the service
+	expires time.Time       // when the token stops opening the paywall
 	settled bool            // proven by the node's settlement, not a preimage
 }
 
@@ -47,9 +47,10 @@ func (v *verifiedCredentials) lookup(value string, keys *l402.Keyring, revoked f
 	return c, true
 }
 
-// add remembers a credential that keys just verified for service.
-func (v *verifiedCredentials) add(value, token, service string, keys *l402.Keyring, id l402.Identifier, settled bool) {
-	expires, ok := earliestValidUntil(token, service)
+// add remembers a credential that keys just verified for service, under a
+// checker with maxAge.
+func (v *verifiedCredentials) add(value, token, service string, maxAge time.Duration, keys *l402.Keyring, id l402.Identifier, settled bool) {
+	expires, ok := credentialExpiry(token, service, maxAge)
 	if !ok {
 		return
 	}
@@ -58,20 +59,29 @@ func (v *verifiedCredentials) add(value, token, service string, keys *l402.Keyri
 	v.seen.put(value, verifiedCredential{keys: keys, id: id, expires: expires, settled: settled})
 }
 
-// earliestValidUntil is when the token expires for service: its earliest
-// <service>_valid_until (far in the future without one). ok is false if the
-// token cannot be read.
-func earliestValidUntil(token, service string) (time.Time, bool) {
+// credentialExpiry is when the token stops opening a paywall of service
+// whose checker has maxAge: its earliest <service>_valid_until, or its
+// earliest <service>_issued_at plus maxAge if that comes first (far in the
+// future without either). ok is false if the token cannot be read.
+func credentialExpiry(token, service string, maxAge time.Duration) (time.Time, bool) {
 	t, err := l402.DecodeToken(token)
 	if err != nil {
 		return time.Time{}, false
 	}
-	earliest, _, found, err := t.ValidUntil(service)
-	switch {
-	case err != nil:
+	expires := time.Unix(math.MaxInt64, 0)
+	validUntil, _, found, err := t.ValidUntil(service)
+	if err != nil {
 		return time.Time{}, false
-	case !found:
-		return time.Unix(math.MaxInt64, 0), true
 	}
-	return earliest, true
+	if found {
+		expires = validUntil
+	}
+	issued, _, found, err := t.IssuedAt(service)
+	if err != nil {
+		return time.Time{}, false
+	}
+	if found && maxAge > 0 && issued.Add(maxAge).Before(expires) {
+		expires = issued.Add(maxAge)
+	}
+	return expires, true
 }

@@ -24,7 +24,7 @@ func TestVerifiedCredentials(t *testing.T) {
 	if _, ok := v.lookup(value, keys, notRevoked, time.Now()); ok {
 		t.Fatal("hit before add")
 	}
-	v.add(value, token, "s", keys, id, false)
+	v.add(value, token, "s", 0, keys, id, false)
 
 	for _, tt := range []struct {
 		name    string
@@ -49,9 +49,31 @@ func TestVerifiedCredentials(t *testing.T) {
 
 	// Memory stays bounded: old generations go.
 	for i := range verifiedMemory * 2 {
-		v.add(strconv.Itoa(i)+value, token, "s", keys, id, false)
+		v.add(strconv.Itoa(i)+value, token, "s", 0, keys, id, false)
 	}
 	if n := v.seen.len(); n > verifiedMemory {
 		t.Errorf("%d entries, want at most %d", n, verifiedMemory)
+	}
+}
+
+// TestVerifiedCredentialsMaxAge: a remembered credential of a token minted
+// by a paywall that sells longer access stops where this paywall's own
+// tokens would.
+func TestVerifiedCredentialsMaxAge(t *testing.T) {
+	keys, _ := l402.NewKeyring(l402.NewRootKey())
+	issued := time.Now().Truncate(time.Second)
+	token, id, err := keys.Mint([32]byte{1}, l402.ServicesCaveat(l402.Service{Name: "s"}),
+		l402.ValidUntilCaveat("s", issued.Add(30*24*time.Hour)), l402.IssuedAtCaveat("s", issued))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := newVerifiedCredentials()
+	v.add("x", token, "s", 2*time.Minute, keys, id, false)
+	notRevoked := func(l402.Identifier) bool { return false }
+	if _, ok := v.lookup("x", keys, notRevoked, issued.Add(time.Minute)); !ok {
+		t.Error("not remembered within max age")
+	}
+	if _, ok := v.lookup("x", keys, notRevoked, issued.Add(2*time.Minute)); ok {
+		t.Error("remembered past the max age")
 	}
 }

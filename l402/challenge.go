@@ -3,6 +3,9 @@ package l402
 import (
 	"errors"
 	"strings"
+
+	"github.com/lightningcaddy/caddy-lightning/internal/authparam"
+	"github.com/lightningcaddy/caddy-lightning/internal/errdetail"
 )
 
 // ErrNoChallenge means no usable L402 or LSAT challenge was found.
@@ -64,10 +67,10 @@ func ChallengeHeaders(token, invoice string) ([]string, error) {
 
 func checkChallengeArgs(token, invoice string) error {
 	if !validToken(token) {
-		return errDetail(ErrMalformed, "token is not base64 or too long")
+		return errdetail.New(ErrMalformed, "token is not base64 or too long")
 	}
 	if !validInvoice(invoice) {
-		return errDetail(ErrMalformed, "invoice is not bech32 text")
+		return errdetail.New(ErrMalformed, "invoice is not bech32 text")
 	}
 	return nil
 }
@@ -122,7 +125,7 @@ func ParseChallenges(values []string) []Challenge {
 // occurrence of each wins.
 type challengeParams struct {
 	version, token, macaroon, invoice string
-	hasVersion, bad                   bool
+	hasVersion                        bool
 }
 
 func (c *challengeParams) set(name, value string) {
@@ -138,29 +141,15 @@ func (c *challengeParams) set(name, value string) {
 	}
 }
 
-// challengeParser scans a WWW-Authenticate value.
-type challengeParser struct {
-	s string
-	i int
-}
-
 func appendChallenges(dst []Challenge, v string) []Challenge {
-	p := challengeParser{s: v}
+	p := authparam.NewChallenges(v)
 	for {
-		for p.i < len(p.s) && (isOWS(p.s[p.i]) || p.s[p.i] == ',') {
-			p.i++
-		}
-		if p.i >= len(p.s) {
+		var c challengeParams
+		scheme, bad, ok := p.Next(c.set)
+		if !ok {
 			return dst
 		}
-		scheme := p.token()
-		if scheme == "" {
-			p.skipItem()
-			continue
-		}
-		var c challengeParams
-		p.params(&c)
-		if !isL402Scheme(scheme) || c.bad {
+		if !isL402Scheme(scheme) || bad {
 			continue
 		}
 		tok := c.token
@@ -173,155 +162,3 @@ func appendChallenges(dst []Challenge, v string) []Challenge {
 		dst = append(dst, Challenge{Scheme: strings.ToUpper(scheme), Token: tok, Invoice: c.invoice})
 	}
 }
-
-// params reads the token68 or auth-params after a scheme, stopping before
-// the next challenge.
-func (p *challengeParser) params(c *challengeParams) {
-	if p.skipOWS() == 0 {
-		if p.i < len(p.s) && p.s[p.i] != ',' {
-			c.bad = true
-			p.skipItem()
-		}
-		return
-	}
-	for first := true; p.i < len(p.s); first = false {
-		start := p.i
-		name := p.token()
-		p.skipOWS()
-		switch {
-		case name != "" && p.isParamEquals():
-			p.i++
-			p.skipOWS()
-			if value, ok := p.value(); ok {
-				c.set(name, value)
-			} else {
-				c.bad = true
-				p.skipItem()
-			}
-		case first:
-			p.i = start
-			if !p.token68() {
-				return // not a challenge of ours to understand
-			}
-		default:
-			p.i = start
-			return // the next challenge starts here
-		}
-		p.skipOWS()
-		if p.i < len(p.s) && p.s[p.i] != ',' {
-			c.bad = true
-			p.skipItem()
-		}
-		for p.i < len(p.s) && (isOWS(p.s[p.i]) || p.s[p.i] == ',') {
-			p.i++
-		}
-	}
-}
-
-// isParamEquals reports whether the parser is at the '=' of an auth-param
-// rather than at the padding of a token68.
-func (p *challengeParser) isParamEquals() bool {
-	if p.i >= len(p.s) || p.s[p.i] != '=' {
-		return false
-	}
-	j := p.i + 1
-	for j < len(p.s) && isOWS(p.s[j]) {
-		j++
-	}
-	return j < len(p.s) && p.s[j] != '=' && p.s[j] != ','
-}
-
-// token68 consumes a token68 followed by the end or a comma.
-func (p *challengeParser) token68() bool {
-	j := p.i
-	for j < len(p.s) && isToken68Char(p.s[j]) {
-		j++
-	}
-	if j == p.i {
-		return false
-	}
-	for j < len(p.s) && p.s[j] == '=' {
-		j++
-	}
-	k := j
-	for k < len(p.s) && isOWS(p.s[k]) {
-		k++
-	}
-	if k < len(p.s) && p.s[k] != ',' {
-		return false
-	}
-	p.i = j
-	return true
-}
-
-func isToken68Char(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	return strings.IndexByte("-._~+/", c) >= 0
-}
-
-func (p *challengeParser) skipOWS() int {
-	n := 0
-	for p.i < len(p.s) && isOWS(p.s[p.i]) {
-		p.i++
-		n++
-	}
-	return n
-}
-
-// skipItem skips to the next comma.
-func (p *challengeParser) skipItem() {
-	if j := strings.IndexByte(p.s[p.i:], ','); j >= 0 {
-		p.i += j
-	} else {
-		p.i = len(p.s)
-	}
-}
-
-func (p *challengeParser) token() string {
-	j := p.i
-	for j < len(p.s) && isTchar(p.s[j]) {
-		j++
-	}
-	t := p.s[p.i:j]
-	p.i = j
-	return t
-}
-
-// value reads a token or a quoted-string, unescaping quoted-pairs.
-func (p *challengeParser) value() (string, bool) {
-	if p.i >= len(p.s) || p.s[p.i] != '"' {
-		t := p.token()
-		return t, t != ""
-	}
-	p.i++
-	start := p.i
-	var b []byte // only allocated if there are escapes
-	for p.i < len(p.s) {
-		switch c := p.s[p.i]; {
-		case c == '"':
-			s := p.s[start:p.i]
-			if b != nil {
-				s = string(append(b, s...))
-			}
-			p.i++
-			return s, true
-		case c == '\\':
-			if p.i+1 >= len(p.s) || !isQuotable(p.s[p.i+1]) {
-				return "", false
-			}
-			b = append(b, p.s[start:p.i]...)
-			start = p.i + 1
-			p.i += 2
-		case c == '\t' || c >= ' ' && c != 0x7f:
-			p.i++
-		default:
-			return "", false
-		}
-	}
-	return "", false // unterminated
-}
-
-func isQuotable(c byte) bool { return c == '\t' || c >= ' ' && c != 0x7f }

@@ -23,6 +23,7 @@
 //	services=<name>:<tier>[,<name>:<tier>...]  must list S (any tier); required
 //	S_valid_until=<unix seconds>                the check time must be before it
 //	S_price=<sats>                              must equal Checker.Price when that is set; then required
+//	S_issued_at=<unix seconds>                  with Checker.MaxAge set, the check time must be before it plus MaxAge
 //
 // Every occurrence of a caveat is checked on its own, so a holder who appends
 // a caveat can only narrow the token, never widen it. Caveats the package does
@@ -42,4 +43,7 @@
 // [ParseAuthorization] accepts every value of every Authorization header,
 // the LSAT scheme, either hex case, several comma separated tokens and a
 // token without preimage, and returns every candidate credential.
+// [StripAuthorization] removes from a value exactly what ParseAuthorization
+// reads as L402 credentials (one scanner serves both), so a server can pass
+// on whatever else the header held.
 package l402

@@ -1,9 +1,6 @@
 package l402
 
-import (
-	"errors"
-	"strconv"
-)
+import "errors"
 
 // Errors returned by this package. Wrapped errors carry a short, secret-free
 // detail; test for the kind with errors.Is.
@@ -41,26 +38,3 @@ var (
 	// refuses to write.
 	ErrInvalidCaveat = errors.New("l402: invalid caveat")
 )
-
-// detailError adds a non-secret detail to one of the sentinel errors.
-type detailError struct {
-	kind   error
-	detail string
-}
-
-func (e *detailError) Error() string { return e.kind.Error() + ": " + e.detail }
-func (e *detailError) Unwrap() error { return e.kind }
-
-func errDetail(kind error, detail string) error {
-	return &detailError{kind: kind, detail: detail}
-}
-
-// quote renders attacker-influenced text for an error message: quoted, so
-// control characters cannot reach logs, and cut to a sane length.
-func quote(b []byte) string {
-	const max = 64
-	if len(b) > max {
-		return strconv.Quote(string(b[:max])) + "..."
-	}
-	return strconv.Quote(string(b))
-}

@@ -3,6 +3,9 @@ package l402
 import (
 	"encoding/hex"
 	"strings"
+
+	"github.com/lightningcaddy/caddy-lightning/internal/authparam"
+	"github.com/lightningcaddy/caddy-lightning/internal/errdetail"
 )
 
 const (
@@ -50,7 +53,7 @@ func appendAuthorization(dst []Credential, values []string) ([]Credential, error
 	saw := false
 	for _, v := range values {
 		if len(v) > MaxHeaderLen {
-			if s := trimOWS(v); len(s) > 4 && isL402Scheme(s[:4]) && isOWS(s[4]) {
+			if s := authparam.TrimOWS(v); len(s) > 4 && isL402Scheme(s[:4]) && authparam.IsOWS(s[4]) {
 				saw = true
 			}
 			continue
@@ -63,7 +66,7 @@ func appendAuthorization(dst []Credential, values []string) ([]Credential, error
 	case len(dst) > base:
 		return dst, nil
 	case saw:
-		return nil, errDetail(ErrMalformed, "no well-formed L402 credential")
+		return nil, errdetail.New(ErrMalformed, "no well-formed L402 credential")
 	}
 	return nil, ErrNoCredentials
 }
@@ -71,43 +74,28 @@ func appendAuthorization(dst []Credential, values []string) ([]Credential, error
 // appendValue appends the credentials of one header value to dst, keeping
 // at most MaxCredentials after dst[base]. saw reports an L402 or LSAT scheme.
 func appendValue(dst []Credential, v string, base int) (_ []Credential, saw bool) {
-	inGroup := false  // inside an L402 credential whose preimage is still to come
 	group := len(dst) // index of the first credential of the current group
-	for rest := v; rest != ""; {
-		item := rest
-		if i := strings.IndexByte(rest, ','); i >= 0 {
-			item, rest = rest[:i], rest[i+1:]
-		} else {
-			rest = ""
-		}
-		item = trimOWS(item)
-		if item == "" {
+	for sc := (itemScanner{rest: v}); ; {
+		_, item, kind := sc.next()
+		switch kind {
+		case itemEnd:
+			return dst, saw
+		case itemOther:
 			continue
-		}
-		if scheme, after, ok := cutScheme(item, inGroup); ok {
-			inGroup = isL402Scheme(scheme)
-			group = len(dst)
-			if !inGroup {
-				continue
+		case itemScheme:
+			saw, group = true, len(dst)
+			if item == "" {
+				continue // a scheme whose list starts after a comma: "L402 ,<token>"
 			}
-			saw = true
-			item = after
-		} else if isL402Scheme(item) {
-			// A scheme whose list starts after a comma: "L402 ,<token>".
-			saw, inGroup, group = true, true, len(dst)
-			continue
-		} else if !inGroup {
-			continue
 		}
 		tok, pre, hasPre := strings.Cut(item, ":")
-		if tok = trimOWS(tok); validToken(tok) && len(dst)-base < MaxCredentials {
+		if tok = authparam.TrimOWS(tok); validToken(tok) && len(dst)-base < MaxCredentials {
 			dst = append(dst, Credential{Token: tok})
 		}
 		if !hasPre {
 			continue
 		}
-		inGroup = false
-		if pre = trimOWS(pre); pre == "" {
+		if pre = authparam.TrimOWS(pre); pre == "" {
 			continue // "<token>:" is a token without preimage
 		}
 		p, ok := parsePreimage(pre)
@@ -119,7 +107,97 @@ func appendValue(dst []Credential, v string, base int) (_ []Credential, saw bool
 			dst[i].Preimage, dst[i].HasPreimage = p, true
 		}
 	}
-	return dst, saw
+}
+
+// itemKind says what a comma-separated item of an Authorization value is.
+type itemKind int
+
+const (
+	itemEnd    itemKind = iota // no more items
+	itemOther                  // not part of an L402 or LSAT credential
+	itemScheme                 // "L402 <credential>" (or the bare scheme): starts a credential
+	itemToken                  // "<token>[:<preimage>]" continuing the credential before it
+)
+
+// itemScanner splits one Authorization value into its comma-separated items
+// and tells which belong to an L402 or LSAT credential. ParseAuthorization
+// and StripAuthorization both read values through it, so whatever can be
+// accepted as a credential is also what is stripped.
+type itemScanner struct {
+	rest    string
+	inGroup bool // inside an L402 credential whose preimage is still to come
+}
+
+// next returns the next non-empty item: raw as it came between the commas,
+// item trimmed (for itemScheme, what follows the scheme), and its kind.
+func (s *itemScanner) next() (raw, item string, kind itemKind) {
+	for s.rest != "" {
+		raw = s.rest
+		if i := strings.IndexByte(s.rest, ','); i >= 0 {
+			raw, s.rest = s.rest[:i], s.rest[i+1:]
+		} else {
+			s.rest = ""
+		}
+		item = authparam.TrimOWS(raw)
+		if item == "" {
+			continue
+		}
+		if scheme, after, ok := cutScheme(item, s.inGroup); ok {
+			s.inGroup = isL402Scheme(scheme)
+			if !s.inGroup {
+				return raw, item, itemOther
+			}
+			item, kind = after, itemScheme
+		} else if isL402Scheme(item) {
+			s.inGroup = true
+			return raw, "", itemScheme
+		} else if !s.inGroup {
+			return raw, item, itemOther
+		} else {
+			kind = itemToken
+		}
+		if strings.IndexByte(item, ':') >= 0 {
+			s.inGroup = false // the preimage closes the credential
+		}
+		return raw, item, kind
+	}
+	return "", "", itemEnd
+}
+
+// StripAuthorization returns an Authorization value without the L402 and
+// LSAT credentials ParseAuthorization reads in it (of any length), keeping
+// every other item as it came, or "" if nothing else was in it. A value
+// without L402 credentials is returned unchanged.
+func StripAuthorization(v string) string {
+	kept, dropped := 0, 0
+	for sc := (itemScanner{rest: v}); ; {
+		_, _, kind := sc.next()
+		if kind == itemEnd {
+			break
+		}
+		if kind == itemOther {
+			kept++
+		} else {
+			dropped++
+		}
+	}
+	switch {
+	case dropped == 0:
+		return v
+	case kept == 0:
+		return ""
+	}
+	items := make([]string, 0, kept)
+	for sc := (itemScanner{rest: v}); ; {
+		raw, _, kind := sc.next()
+		if kind == itemEnd {
+			break
+		}
+		if kind == itemOther {
+			items = append(items, raw)
+		}
+	}
+	return authparam.TrimOWS(strings.Join(items, ","))
 }
 
 // cutScheme splits "<scheme> <rest>" where scheme is an RFC 9110 token. In
@@ -127,13 +205,13 @@ func appendValue(dst []Credential, v string, base int) (_ []Credential, saw bool
 // a scheme.
 func cutScheme(item string, inGroup bool) (scheme, rest string, ok bool) {
 	i := 0
-	for i < len(item) && isTchar(item[i]) {
+	for i < len(item) && authparam.IsTchar(item[i]) {
 		i++
 	}
-	if i == 0 || i == len(item) || !isOWS(item[i]) {
+	if i == 0 || i == len(item) || !authparam.IsOWS(item[i]) {
 		return "", "", false
 	}
-	rest = trimOWS(item[i:])
+	rest = authparam.TrimOWS(item[i:])
 	if inGroup && strings.HasPrefix(rest, ":") && !isL402Scheme(item[:i]) {
 		return "", "", false
 	}
@@ -143,15 +221,6 @@ func cutScheme(item string, inGroup bool) (scheme, rest string, ok bool) {
 // isL402Scheme reports whether s is L402 or LSAT in any case.
 func isL402Scheme(s string) bool {
 	return strings.EqualFold(s, "L402") || strings.EqualFold(s, "LSAT")
-}
-
-// isTchar reports whether c may appear in an HTTP token (RFC 9110).
-func isTchar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
 // validToken reports whether t is 1 to MaxTokenLen characters of a base64
@@ -202,7 +271,7 @@ func fromHex(c byte) (byte, bool) {
 // that presents a token and its preimage (lowercase hex).
 func FormatAuthorization(token string, preimage [32]byte) (string, error) {
 	if !validToken(token) {
-		return "", errDetail(ErrMalformed, "token is not base64 or too long")
+		return "", errdetail.New(ErrMalformed, "token is not base64 or too long")
 	}
 	return "L402 " + token + ":" + hex.EncodeToString(preimage[:]), nil
 }

@@ -180,3 +180,58 @@ func BenchmarkParseAuthorization(b *testing.B) {
 		}
 	}
 }
+
+// TestStripAuthorization: what ParseAuthorization reads as an L402
+// credential is exactly what StripAuthorization takes out, including forms
+// a split on the first space misses (a tab after the scheme, the list
+// starting after a comma); everything else is left as it came.
+func TestStripAuthorization(t *testing.T) {
+	pre := hex.EncodeToString(testPreimage[:])
+	for _, tt := range []struct{ in, want string }{
+		{"L402 AgEP:" + pre, ""},
+		{"L402\tAgEP:" + pre, ""},
+		{"L402 ,AgEP:" + pre, ""},
+		{"L402 , AgEP , AgEQ :" + pre, ""},
+		{"lsat AgEP", ""},
+		{"L402", ""},
+		{"Basic dXNlcjpwYXNz", "Basic dXNlcjpwYXNz"},
+		{"Basic dXNlcjpwYXNz, L402 AgEP:" + pre, "Basic dXNlcjpwYXNz"},
+		{"L402 AgEP:" + pre + ", Bearer abc", "Bearer abc"},
+		{"Digest a=1, b=2, L402\tAgEP, c:" + pre + ", Bearer x", "Digest a=1, b=2, Bearer x"},
+		{"Bearer L402", "Bearer L402"},
+		{"", ""},
+	} {
+		if got := StripAuthorization(tt.in); got != tt.want {
+			t.Errorf("StripAuthorization(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+		if _, err := ParseAuthorization([]string{StripAuthorization(tt.in)}); !errors.Is(err, ErrNoCredentials) {
+			t.Errorf("after stripping %q an L402 credential is still read: %v", tt.in, err)
+		}
+	}
+	lone := "L402 AgEP:" + pre
+	if n := testing.AllocsPerRun(100, func() { StripAuthorization(lone) }); n != 0 {
+		t.Errorf("stripping a lone credential allocates %v times", n)
+	}
+}
+
+// FuzzStripAuthorization: nothing ParseAuthorization would read as an L402
+// credential survives StripAuthorization, and a value without one comes
+// back unchanged.
+func FuzzStripAuthorization(f *testing.F) {
+	pre := hex.EncodeToString(testPreimage[:])
+	for _, s := range []string{
+		"L402 AgEPY2FkZHk=:" + pre, "L402\tAgEP:" + pre, "L402 ,AgEP:" + pre, "Basic x, L402 a, b:" + pre + ", Bearer y",
+		"Foo L402, AgEP:" + pre, "L402 a :" + pre, "x, ,L402,", "LSAT", "Basic dXNlcjpwYXNz",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		s := StripAuthorization(v)
+		if _, err := ParseAuthorization([]string{s}); !errors.Is(err, ErrNoCredentials) {
+			t.Fatalf("StripAuthorization(%q) = %q still holds an L402 credential: %v", v, s, err)
+		}
+		if _, err := ParseAuthorization([]string{v}); errors.Is(err, ErrNoCredentials) && len(v) <= MaxHeaderLen && s != v {
+			t.Fatalf("StripAuthorization(%q) = %q changed a value without L402 credentials", v, s)
+		}
+	})
+}

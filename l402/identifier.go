@@ -3,6 +3,8 @@ package l402
 import (
 	"encoding/binary"
 	"strconv"
+
+	"github.com/lightningcaddy/caddy-lightning/internal/errdetail"
 )
 
 const (
@@ -28,7 +30,7 @@ type Identifier struct {
 // AppendBinary appends the encoded identifier to b.
 func (id Identifier) AppendBinary(b []byte) ([]byte, error) {
 	if id.Version != IdentifierVersion {
-		return b, errDetail(ErrUnsupportedVersion, "version "+strconv.Itoa(int(id.Version)))
+		return b, errdetail.New(ErrUnsupportedVersion, "version "+strconv.Itoa(int(id.Version)))
 	}
 	b = binary.BigEndian.AppendUint16(b, id.Version)
 	b = append(b, id.PaymentHash[:]...)
@@ -44,15 +46,15 @@ func (id Identifier) MarshalBinary() ([]byte, error) {
 // length but IdentifierSize.
 func DecodeIdentifier(b []byte) (Identifier, error) {
 	if len(b) < 2 {
-		return Identifier{}, errDetail(ErrMalformed, "identifier too short")
+		return Identifier{}, errdetail.New(ErrMalformed, "identifier too short")
 	}
 	var id Identifier
 	id.Version = binary.BigEndian.Uint16(b)
 	if id.Version != IdentifierVersion {
-		return Identifier{}, errDetail(ErrUnsupportedVersion, "version "+strconv.Itoa(int(id.Version)))
+		return Identifier{}, errdetail.New(ErrUnsupportedVersion, "version "+strconv.Itoa(int(id.Version)))
 	}
 	if len(b) != IdentifierSize {
-		return Identifier{}, errDetail(ErrMalformed, "identifier length "+strconv.Itoa(len(b)))
+		return Identifier{}, errdetail.New(ErrMalformed, "identifier length "+strconv.Itoa(len(b)))
 	}
 	copy(id.PaymentHash[:], b[2:34])
 	copy(id.TokenID[:], b[34:])

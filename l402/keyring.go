@@ -11,6 +11,8 @@ import (
 	"strconv"
 
 	"gopkg.in/macaroon.v2"
+
+	"github.com/lightningcaddy/caddy-lightning/internal/errdetail"
 )
 
 // RootKeySize is the size of a root key.
@@ -127,7 +129,7 @@ func (k *Keyring) Mint(paymentHash [32]byte, caveats ...Caveat) (string, Identif
 		return "", Identifier{}, err
 	}
 	if len(caveats) > MaxCaveats {
-		return "", Identifier{}, errDetail(ErrInvalidCaveat, "more than "+strconv.Itoa(MaxCaveats)+" caveats")
+		return "", Identifier{}, errdetail.New(ErrInvalidCaveat, "more than "+strconv.Itoa(MaxCaveats)+" caveats")
 	}
 	for _, c := range caveats {
 		if err := validateCaveat(c); err != nil {
@@ -142,7 +144,25 @@ func (k *Keyring) Mint(paymentHash [32]byte, caveats ...Caveat) (string, Identif
 		return "", Identifier{}, err
 	}
 	if base64.StdEncoding.EncodedLen(len(b)) > MaxTokenLen {
-		return "", Identifier{}, errDetail(ErrInvalidCaveat, "caveats make the token longer than MaxTokenLen")
+		return "", Identifier{}, errdetail.New(ErrInvalidCaveat, "caveats make the token longer than MaxTokenLen")
 	}
 	return base64.StdEncoding.EncodeToString(b), id, nil
+}
+
+// Binding returns HMAC-SHA256(root key, label || 0 || token id) under the
+// root key that minted the token with id: a value only the keyring's holder
+// can compute, which ties something to that one token without storing
+// anything (the paywall ties the browser that asked for a token to it).
+// ok is false if the keyring does not hold the token's key.
+func (k *Keyring) Binding(id Identifier, label string) (b [32]byte, ok bool) {
+	key := k.lookup(id.keyID())
+	if key == nil {
+		return b, false
+	}
+	h := hmac.New(sha256.New, key.root[:])
+	h.Write([]byte(label))
+	h.Write([]byte{0})
+	h.Write(id.TokenID[:])
+	h.Sum(b[:0])
+	return b, true
 }

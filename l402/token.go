@@ -6,6 +6,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lightningcaddy/caddy-lightning/internal/authparam"
+	"github.com/lightningcaddy/caddy-lightning/internal/errdetail"
 )
 
 const (
@@ -31,6 +34,9 @@ const (
 	SuffixValidUntil = "_valid_until"
 	// SuffixPrice follows the service name in a price caveat key.
 	SuffixPrice = "_price"
+	// SuffixIssuedAt follows the service name in the caveat that says when
+	// the token was minted.
+	SuffixIssuedAt = "_issued_at"
 )
 
 // Caveat is a first-party caveat key=value.
@@ -48,7 +54,7 @@ func (c Caveat) String() string { return c.Key + "=" + c.Value }
 // and tabs around key and value; ok is false if there is no '='.
 func ParseCaveat(s string) (c Caveat, ok bool) {
 	key, value, ok := strings.Cut(s, "=")
-	return Caveat{Key: trimOWS(key), Value: trimOWS(value)}, ok
+	return Caveat{Key: authparam.TrimOWS(key), Value: authparam.TrimOWS(value)}, ok
 }
 
 // Service names one service and tier in a services caveat.
@@ -79,6 +85,13 @@ func ValidUntilCaveat(service string, t time.Time) Caveat {
 	return Caveat{Key: service + SuffixValidUntil, Value: strconv.FormatInt(t.Unix(), 10)}
 }
 
+// IssuedAtCaveat returns <service>_issued_at=<unix seconds of t>, the time
+// the token was minted; a Checker with MaxAge accepts the token for the
+// service until MaxAge after it.
+func IssuedAtCaveat(service string, t time.Time) Caveat {
+	return Caveat{Key: service + SuffixIssuedAt, Value: strconv.FormatInt(t.Unix(), 10)}
+}
+
 // PriceCaveat returns <service>_price=<sats>, binding the token to the price
 // it was bought at.
 func PriceCaveat(service string, sats int64) Caveat {
@@ -90,27 +103,27 @@ func PriceCaveat(service string, sats int64) Caveat {
 // caveats this package interprets.
 func validateCaveat(c Caveat) error {
 	if c.Key == "" || len(c.Key)+len(c.Value) > 512 {
-		return errDetail(ErrInvalidCaveat, "empty or oversized caveat")
+		return errdetail.New(ErrInvalidCaveat, "empty or oversized caveat")
 	}
 	for i := 0; i < len(c.Key); i++ {
 		if ch := c.Key[i]; ch <= ' ' || ch >= 0x7f || ch == '=' {
-			return errDetail(ErrInvalidCaveat, "bad character in key "+strconv.Quote(c.Key))
+			return errdetail.New(ErrInvalidCaveat, "bad character in key "+strconv.Quote(c.Key))
 		}
 	}
 	for i := 0; i < len(c.Value); i++ {
 		if ch := c.Value[i]; ch <= ' ' || ch >= 0x7f {
-			return errDetail(ErrInvalidCaveat, "bad character in value of "+strconv.Quote(c.Key))
+			return errdetail.New(ErrInvalidCaveat, "bad character in value of "+strconv.Quote(c.Key))
 		}
 	}
 	ok := true
 	switch {
 	case c.Key == CaveatServices:
 		ok = validServices([]byte(c.Value))
-	case strings.HasSuffix(c.Key, SuffixValidUntil), strings.HasSuffix(c.Key, SuffixPrice):
+	case strings.HasSuffix(c.Key, SuffixValidUntil), strings.HasSuffix(c.Key, SuffixPrice), strings.HasSuffix(c.Key, SuffixIssuedAt):
 		_, ok = parseDecimal([]byte(c.Value))
 	}
 	if !ok {
-		return errDetail(ErrInvalidCaveat, "malformed value of "+strconv.Quote(c.Key))
+		return errdetail.New(ErrInvalidCaveat, "malformed value of "+strconv.Quote(c.Key))
 	}
 	return nil
 }
@@ -134,7 +147,7 @@ func servicesContain(v []byte, name string) (bool, error) {
 		entry = trimOWSBytes(entry)
 		c := indexByte(entry, ':')
 		if c <= 0 || len(entry)-c-1 > 3 || !allDigits(entry[c+1:]) {
-			return false, errDetail(ErrInvalidCaveat, "malformed services entry "+quote(entry))
+			return false, errdetail.New(ErrInvalidCaveat, "malformed services entry "+errdetail.Quote(string(entry)))
 		}
 		if string(entry[:c]) == name {
 			found = true
@@ -188,18 +201,18 @@ func DecodeToken(token string) (*Token, error) {
 // padding, line breaks and non-zero trailing bits.
 func decodeBase64(dst, tmp []byte, s string) ([]byte, error) {
 	if len(s) == 0 || len(s) > MaxTokenLen {
-		return nil, errDetail(ErrMalformed, "token empty or longer than "+strconv.Itoa(MaxTokenLen))
+		return nil, errdetail.New(ErrMalformed, "token empty or longer than "+strconv.Itoa(MaxTokenLen))
 	}
 	n := len(s)
 	for n > 0 && s[n-1] == '=' {
 		n--
 	}
 	if pad := len(s) - n; pad > 2 || pad > 0 && len(s)%4 != 0 {
-		return nil, errDetail(ErrMalformed, "bad base64 padding")
+		return nil, errdetail.New(ErrMalformed, "bad base64 padding")
 	}
 	class := b64Class(s[:n])
 	if class&b64Invalid != 0 || class&b64Std != 0 && class&b64URL != 0 {
-		return nil, errDetail(ErrMalformed, "bad base64 character or mixed alphabets")
+		return nil, errdetail.New(ErrMalformed, "bad base64 character or mixed alphabets")
 	}
 	enc := rawStd
 	if class&b64URL != 0 {
@@ -208,7 +221,7 @@ func decodeBase64(dst, tmp []byte, s string) ([]byte, error) {
 	k := copy(tmp, s[:n])
 	w, err := enc.Decode(dst, tmp[:k])
 	if err != nil {
-		return nil, errDetail(ErrMalformed, "bad base64")
+		return nil, errdetail.New(ErrMalformed, "bad base64")
 	}
 	return dst[:w], nil
 }
@@ -267,7 +280,7 @@ type rawMacaroon struct {
 func parseMacaroon(b []byte) (rawMacaroon, error) {
 	var m rawMacaroon
 	if len(b) == 0 || b[0] != 2 {
-		return m, errDetail(ErrMalformed, "not a version 2 macaroon")
+		return m, errdetail.New(ErrMalformed, "not a version 2 macaroon")
 	}
 	b = b[1:]
 	ft, data, b, ok := readPacket(b)
@@ -276,20 +289,20 @@ func parseMacaroon(b []byte) (rawMacaroon, error) {
 		ft, data, b, ok = readPacket(b)
 	}
 	if !ok || ft != fieldIdentifier {
-		return m, errDetail(ErrMalformed, "bad macaroon header")
+		return m, errdetail.New(ErrMalformed, "bad macaroon header")
 	}
 	m.id = data
 	if ft, _, b, ok = readPacket(b); !ok || ft != fieldEOS {
-		return m, errDetail(ErrMalformed, "bad macaroon header")
+		return m, errdetail.New(ErrMalformed, "bad macaroon header")
 	}
 	start := b
 	for n := 0; ; n++ {
 		if n > MaxCaveats {
-			return m, errDetail(ErrMalformed, "more than "+strconv.Itoa(MaxCaveats)+" caveats")
+			return m, errdetail.New(ErrMalformed, "more than "+strconv.Itoa(MaxCaveats)+" caveats")
 		}
 		ft, _, rest, ok := readPacket(b)
 		if !ok {
-			return m, errDetail(ErrMalformed, "truncated caveats")
+			return m, errdetail.New(ErrMalformed, "truncated caveats")
 		}
 		if ft == fieldEOS {
 			m.caveats = start[:len(start)-len(b)]
@@ -298,25 +311,25 @@ func parseMacaroon(b []byte) (rawMacaroon, error) {
 		}
 		if ft != fieldIdentifier {
 			if ft == fieldLocation {
-				return m, errDetail(ErrMalformed, "third-party caveats are not supported")
+				return m, errdetail.New(ErrMalformed, "third-party caveats are not supported")
 			}
-			return m, errDetail(ErrMalformed, "bad caveat field")
+			return m, errdetail.New(ErrMalformed, "bad caveat field")
 		}
 		ft, _, rest, ok = readPacket(rest)
 		if ok && ft == fieldVerificationID {
-			return m, errDetail(ErrMalformed, "third-party caveats are not supported")
+			return m, errdetail.New(ErrMalformed, "third-party caveats are not supported")
 		}
 		if !ok || ft != fieldEOS {
-			return m, errDetail(ErrMalformed, "bad caveat field")
+			return m, errdetail.New(ErrMalformed, "bad caveat field")
 		}
 		b = rest
 	}
 	ft, data, b, ok = readPacket(b)
 	if !ok || ft != fieldSignature || len(data) != 32 {
-		return m, errDetail(ErrMalformed, "bad macaroon signature field")
+		return m, errdetail.New(ErrMalformed, "bad macaroon signature field")
 	}
 	if len(b) != 0 {
-		return m, errDetail(ErrMalformed, "trailing bytes after macaroon")
+		return m, errdetail.New(ErrMalformed, "trailing bytes after macaroon")
 	}
 	m.sig = data
 	return m, nil
@@ -401,23 +414,11 @@ func indexByte(b []byte, c byte) int {
 	return -1
 }
 
-func isOWS(c byte) bool { return c == ' ' || c == '\t' }
-
-func trimOWS(s string) string {
-	for len(s) > 0 && isOWS(s[0]) {
-		s = s[1:]
-	}
-	for len(s) > 0 && isOWS(s[len(s)-1]) {
-		s = s[:len(s)-1]
-	}
-	return s
-}
-
 func trimOWSBytes(b []byte) []byte {
-	for len(b) > 0 && isOWS(b[0]) {
+	for len(b) > 0 && authparam.IsOWS(b[0]) {
 		b = b[1:]
 	}
-	for len(b) > 0 && isOWS(b[len(b)-1]) {
+	for len(b) > 0 && authparam.IsOWS(b[len(b)-1]) {
 		b = b[:len(b)-1]
 	}
 	return b
@@ -428,22 +429,33 @@ func trimOWSBytes(b []byte) []byte {
 // there is any. A malformed one is an ErrInvalidCaveat. The token is not
 // verified here.
 func (t *Token) ValidUntil(service string) (earliest, latest time.Time, found bool, err error) {
+	return t.timeCaveats(service, SuffixValidUntil)
+}
+
+// IssuedAt reads the token's <service>_issued_at caveats (of every service
+// when service is ""), as ValidUntil reads the expiry caveats.
+func (t *Token) IssuedAt(service string) (earliest, latest time.Time, found bool, err error) {
+	return t.timeCaveats(service, SuffixIssuedAt)
+}
+
+// timeCaveats reads the caveats <service><suffix>=<unix seconds>.
+func (t *Token) timeCaveats(service, suffix string) (earliest, latest time.Time, found bool, err error) {
 	var lo, hi int64
 	for _, c := range t.Caveats {
 		key, value, _ := strings.Cut(c, "=")
 		key = strings.TrimSpace(key)
-		if service == "" && !strings.HasSuffix(key, SuffixValidUntil) || service != "" && key != service+SuffixValidUntil {
+		if service == "" && !strings.HasSuffix(key, suffix) || service != "" && key != service+suffix {
 			continue
 		}
-		until, perr := strconv.ParseInt(strings.TrimSpace(value), 10, 64)
+		v, perr := strconv.ParseInt(strings.TrimSpace(value), 10, 64)
 		if perr != nil {
-			return time.Time{}, time.Time{}, false, errDetail(ErrInvalidCaveat, "malformed "+quote([]byte(key)))
+			return time.Time{}, time.Time{}, false, errdetail.New(ErrInvalidCaveat, "malformed "+errdetail.Quote(key))
 		}
-		if !found || until < lo {
-			lo = until
+		if !found || v < lo {
+			lo = v
 		}
-		if !found || until > hi {
-			hi = until
+		if !found || v > hi {
+			hi = v
 		}
 		found = true
 	}

@@ -318,3 +318,25 @@ func TestTokenValidUntil(t *testing.T) {
 		t.Errorf("malformed caveat: %v", err)
 	}
 }
+
+func TestTokenIssuedAt(t *testing.T) {
+	k, err := NewKeyring(NewRootKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	early, late := time.Unix(1_800_000_000, 0), time.Unix(1_900_000_000, 0)
+	tok, _, err := k.Mint([32]byte{1}, ServicesCaveat(Service{Name: "a"}), IssuedAtCaveat("a", late), IssuedAtCaveat("a", early))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := DecodeToken(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lo, hi, found, err := d.IssuedAt("a"); err != nil || !found || !lo.Equal(early) || !hi.Equal(late) {
+		t.Errorf(`IssuedAt("a") = %v, %v, %v, %v`, lo, hi, found, err)
+	}
+	if _, _, err := k.Mint([32]byte{1}, Caveat{Key: "a_issued_at", Value: "now"}); !errors.Is(err, ErrInvalidCaveat) {
+		t.Errorf("Mint with a malformed issued_at: %v", err)
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/lightningcaddy/caddy-lightning/internal/errdetail"
 )
 
 // Checker says what a token must grant for the request at hand. Every caveat
@@ -23,6 +25,12 @@ type Checker struct {
 	// Price, when non-zero, is the route's price in satoshis: the token must
 	// carry a <Service>_price caveat and every one must equal Price.
 	Price int64
+
+	// MaxAge, when non-zero, bounds how long after it was minted a token is
+	// accepted: the check time must be before every <Service>_issued_at
+	// caveat plus MaxAge. A token without such a caveat is bounded by its
+	// valid_until caveats alone.
+	MaxAge time.Duration
 
 	// Now returns the check time; nil means time.Now.
 	Now func() time.Time
@@ -213,7 +221,7 @@ func fill(b byte) (p [sha256.BlockSize]byte) {
 // check runs every caveat through the checker.
 func (c *Checker) check(it caveatIter) error {
 	if c.Service == "" {
-		return errDetail(ErrWrongService, "no service to check against")
+		return errdetail.New(ErrWrongService, "no service to check against")
 	}
 	var now time.Time
 	haveNow, sawServices, sawPrice := false, false, false
@@ -227,18 +235,29 @@ func (c *Checker) check(it caveatIter) error {
 				return err
 			}
 			if !found {
-				return errDetail(ErrWrongService, "services "+quote(value)+" do not include "+strconv.Quote(c.Service))
+				return errdetail.New(ErrWrongService, "services "+errdetail.Quote(string(value))+" do not include "+strconv.Quote(c.Service))
 			}
 		case isServiceKey(key, c.Service, SuffixValidUntil):
 			until, ok := parseDecimal(value)
 			if !ok {
-				return errDetail(ErrInvalidCaveat, "malformed "+quote(key))
+				return errdetail.New(ErrInvalidCaveat, "malformed "+errdetail.Quote(string(key)))
 			}
 			if !haveNow {
 				now, haveNow = c.now(), true
 			}
 			if !now.Before(time.Unix(until, 0)) {
-				return errDetail(ErrExpired, "valid until "+strconv.FormatInt(until, 10))
+				return errdetail.New(ErrExpired, "valid until "+strconv.FormatInt(until, 10))
+			}
+		case c.MaxAge != 0 && isServiceKey(key, c.Service, SuffixIssuedAt):
+			issued, ok := parseDecimal(value)
+			if !ok {
+				return errdetail.New(ErrInvalidCaveat, "malformed "+errdetail.Quote(string(key)))
+			}
+			if !haveNow {
+				now, haveNow = c.now(), true
+			}
+			if !now.Before(time.Unix(issued, 0).Add(c.MaxAge)) {
+				return errdetail.New(ErrExpired, "issued at "+strconv.FormatInt(issued, 10)+", older than this route allows")
 			}
 		case isServiceKey(key, c.Service, SuffixPrice):
 			if c.Price == 0 {
@@ -247,22 +266,22 @@ func (c *Checker) check(it caveatIter) error {
 			sawPrice = true
 			price, ok := parseDecimal(value)
 			if !ok {
-				return errDetail(ErrInvalidCaveat, "malformed "+quote(key))
+				return errdetail.New(ErrInvalidCaveat, "malformed "+errdetail.Quote(string(key)))
 			}
 			if price != c.Price {
-				return errDetail(ErrWrongPrice, "token price "+strconv.FormatInt(price, 10)+" sats, route price "+strconv.FormatInt(c.Price, 10)+" sats")
+				return errdetail.New(ErrWrongPrice, "token price "+strconv.FormatInt(price, 10)+" sats, route price "+strconv.FormatInt(c.Price, 10)+" sats")
 			}
 		case c.Extra != nil:
 			if err := c.Extra(string(key), string(value)); err != nil {
-				return fmt.Errorf("%w: %s: %w", ErrInvalidCaveat, quote(key), err)
+				return fmt.Errorf("%w: %s: %w", ErrInvalidCaveat, errdetail.Quote(string(key)), err)
 			}
 		}
 	}
 	if !sawServices {
-		return errDetail(ErrWrongService, "token has no services caveat")
+		return errdetail.New(ErrWrongService, "token has no services caveat")
 	}
 	if c.Price != 0 && !sawPrice {
-		return errDetail(ErrWrongPrice, "token has no price caveat")
+		return errdetail.New(ErrWrongPrice, "token has no price caveat")
 	}
 	return nil
 }

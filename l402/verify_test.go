@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -413,5 +414,60 @@ func BenchmarkVerifyForged(b *testing.B) {
 		if _, err := k.Verify(tok, testPreimage, c); err == nil {
 			b.Fatal("forged token verified")
 		}
+	}
+}
+
+// TestCheckerMaxAge: a route that sells shorter access than the one that
+// minted a token of the same service bounds it by the token's issued_at; an
+// issued_at a holder appends can only narrow.
+func TestCheckerMaxAge(t *testing.T) {
+	k, err := NewKeyring(NewRootKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	issued := time.Unix(1_800_000_000, 0)
+	tok, _, err := k.Mint([32]byte{1}, ServicesCaveat(Service{Name: "a"}),
+		ValidUntilCaveat("a", issued.Add(30*24*time.Hour)), IssuedAtCaveat("a", issued))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(d time.Duration) func() time.Time { return func() time.Time { return issued.Add(d) } }
+	for _, tt := range []struct {
+		maxAge, at time.Duration
+		ok         bool
+	}{
+		{0, 29 * 24 * time.Hour, true},
+		{2 * time.Minute, time.Minute, true},
+		{2 * time.Minute, 2 * time.Minute, false},
+		{2 * time.Minute, time.Hour, false},
+	} {
+		_, err := k.VerifyToken(tok, Checker{Service: "a", MaxAge: tt.maxAge, Now: at(tt.at)})
+		if ok := err == nil; ok != tt.ok || !ok && !errors.Is(err, ErrExpired) {
+			t.Errorf("MaxAge %v at +%v: %v", tt.maxAge, tt.at, err)
+		}
+	}
+	// Appending a later issued_at does not make the token younger.
+	younger := appendCaveats(t, tok, "a_issued_at="+strconv.FormatInt(issued.Add(time.Hour).Unix(), 10))
+	if _, err := k.VerifyToken(younger, Checker{Service: "a", MaxAge: 2 * time.Minute, Now: at(time.Hour)}); !errors.Is(err, ErrExpired) {
+		t.Errorf("a later issued_at appended widened the token: %v", err)
+	}
+}
+
+// TestBinding: a binding is the keyring holder's alone and differs per token
+// and per label.
+func TestBinding(t *testing.T) {
+	k, _ := NewKeyring(NewRootKey())
+	other, _ := NewKeyring(NewRootKey())
+	_, id1, _ := k.Mint([32]byte{1}, ServicesCaveat(Service{Name: "a"}))
+	_, id2, _ := k.Mint([32]byte{1}, ServicesCaveat(Service{Name: "a"}))
+	b1, ok1 := k.Binding(id1, "x")
+	b1again, _ := k.Binding(id1, "x")
+	b2, _ := k.Binding(id2, "x")
+	b1y, _ := k.Binding(id1, "y")
+	if !ok1 || b1 != b1again || b1 == b2 || b1 == b1y || b1 == ([32]byte{}) {
+		t.Errorf("bindings: %x %x %x %x", b1, b1again, b2, b1y)
+	}
+	if _, ok := other.Binding(id1, "x"); ok {
+		t.Error("a keyring without the token's key computed a binding")
 	}
 }

@@ -8,7 +8,6 @@ package lnd
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -16,9 +15,9 @@ import (
 	"time"
 
 	"github.com/lightningcaddy/caddy-lightning/lnd/lndrpc"
+	"golang.org/x/sync/singleflight"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/credentials"
 )
 
 // DefaultCallTimeout bounds every node call whose context has no deadline.
@@ -30,6 +29,11 @@ type Config struct {
 	Address string
 	// TLSCert is the node's TLS certificate (PEM).
 	TLSCert []byte
+	// TLSCertFile, if set, is the file TLSCert was read from (lnd's
+	// tls.cert): it is read again at every dial, so a renewed certificate
+	// is used once lnd restarts with it. TLSCert is used while the file
+	// cannot be read.
+	TLSCertFile string
 	// Macaroon is the binary macaroon sent with every call.
 	Macaroon []byte
 	// CallTimeout bounds each call without a deadline of its own.
@@ -37,6 +41,9 @@ type Config struct {
 	CallTimeout time.Duration
 	// Observer, if set, hears about every call (for metrics).
 	Observer Observer
+	// RouteHints says when invoices carry route hints for the node's
+	// private channels. Default: RouteHintsAuto.
+	RouteHints RouteHints
 }
 
 // Client talks to one LND node. It is safe for concurrent use. Creating it
@@ -45,9 +52,15 @@ type Config struct {
 type Client struct {
 	conn        *grpc.ClientConn
 	rpc         lndrpc.Client
+	macaroon    []byte
 	callTimeout time.Duration
 
-	self atomic.Pointer[nodeIdentity] // learned from GetInfo on first need
+	self       atomic.Pointer[nodeIdentity] // learned from GetInfo, or the network from the node's invoices
+	infoDenied atomic.Bool                  // the macaroon may not call GetInfo
+
+	hints         RouteHints
+	inbound       atomic.Pointer[inboundView] // for RouteHintsAuto
+	inboundFlight singleflight.Group
 }
 
 // New returns a client for the node in cfg without contacting it.
@@ -55,15 +68,24 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Address == "" {
 		return nil, errors.New("lnd: address is required")
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(cfg.TLSCert) {
-		return nil, errors.New("lnd: tls_cert holds no PEM certificate")
+	tlsCreds, err := trustPEM(cfg.TLSCert)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.TLSCertFile != "" {
+		if tlsCreds, err = newCertFileCredentials(cfg.TLSCertFile, cfg.TLSCert); err != nil {
+			return nil, err
+		}
 	}
 	if len(cfg.Macaroon) == 0 {
 		return nil, errors.New("lnd: macaroon is required")
 	}
+	hints, err := validRouteHints(cfg.RouteHints)
+	if err != nil {
+		return nil, fmt.Errorf("lnd: %w", err)
+	}
 	opts := []grpc.DialOption{
-		grpc.WithTransportCredentials(credentials.NewClientTLSFromCert(pool, "")),
+		grpc.WithTransportCredentials(tlsCreds),
 		grpc.WithPerRPCCredentials(macaroonCredential(hex.EncodeToString(cfg.Macaroon))),
 		// A restarted node should be found again within seconds, not
 		// after gRPC's default two-minute backoff.
@@ -91,6 +113,8 @@ func New(cfg Config) (*Client, error) {
 	return &Client{
 		conn:        conn,
 		rpc:         lndrpc.NewClient(conn),
+		macaroon:    cfg.Macaroon,
+		hints:       hints,
 		callTimeout: timeout,
 	}, nil
 }

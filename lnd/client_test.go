@@ -117,8 +117,8 @@ func TestInvoiceLifecycle(t *testing.T) {
 	if err != nil || st.State != lnd.InvoiceSettled || sha256.Sum256(st.Preimage[:]) != inv.PaymentHash {
 		t.Fatalf("LookupInvoice = %+v, %v; want settled with the preimage", st, err)
 	}
-	if got := node.Calls("GetInfo"); got != 1 {
-		t.Errorf("GetInfo calls = %d, want 1 (network learned once)", got)
+	if got := node.Calls("GetInfo"); got != 0 {
+		t.Errorf("GetInfo calls = %d, want 0 (the network is learned from the node's invoice)", got)
 	}
 
 	_, err = c.LookupInvoice(ctx(t), sha256.Sum256([]byte("unknown")))
@@ -615,4 +615,40 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// A renewed tls.cert at the same path is used on the next dial: the node
+// restarts with a new certificate and the client reconnects without being
+// recreated. A client given only the certificate's bytes cannot.
+func TestTLSCertRotation(t *testing.T) {
+	node := lndtest.Start(t)
+	mac, err := hex.DecodeString(node.MacaroonHex())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotating, err := lnd.New(lnd.Config{Address: node.Addr(), TLSCert: node.TLSCertPEM(), TLSCertFile: node.TLSCertPath(), Macaroon: mac})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rotating.Close()
+	fixed := newClient(t, node, 0)
+	for _, c := range []*lnd.Client{rotating, fixed} {
+		if _, err := c.Info(ctx(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	node.Stop()
+	if err := node.RotateTLSCert(); err != nil {
+		t.Fatal(err)
+	}
+	if err := node.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		_, err := rotating.Info(ctx(t))
+		return err == nil
+	})
+	_, err = fixed.Info(ctx(t))
+	wantCode(t, err, codes.Unavailable, "certificate")
 }

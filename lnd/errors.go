@@ -18,6 +18,9 @@ func nodeError(op string, err error) error {
 	case errors.Is(err, context.Canceled):
 		return status.Errorf(codes.Canceled, "%s: canceled", op)
 	}
+	if isPermissionDenied(err) {
+		return status.Errorf(codes.PermissionDenied, "%s: lnd refused the call: the macaroon lacks its permission", op)
+	}
 	s := status.Convert(err)
 	switch s.Code() {
 	case codes.Unavailable:

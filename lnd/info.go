@@ -30,6 +30,9 @@ func (c *Client) Info(ctx context.Context) (Info, error) {
 	defer cancel()
 	resp, err := c.rpc.GetInfo(ctx, &lndrpc.GetInfoRequest{})
 	if err != nil {
+		if isPermissionDenied(err) {
+			c.infoDenied.Store(true)
+		}
 		return Info{}, nodeError("get node info", err)
 	}
 	info := Info{
@@ -75,16 +78,16 @@ var networkOrder = []string{"mainnet", "testnet", "testnet4", "signet", "regtest
 
 // nodeIdentity is what never changes about a node: learned once.
 type nodeIdentity struct {
-	pubkey  string
+	pubkey  string // "" if only the network is known
 	network *chaincfg.Params
 }
 
 // identity returns the node's public key and network, asking the node
-// until it has answered once. No lock is held during the call: callers
-// that race the first answer each ask, and all keep the first identity
-// stored.
+// (GetInfo, info:read) until it has answered once. No lock is held during
+// the call: callers that race the first answer each ask and store the same
+// identity.
 func (c *Client) identity(ctx context.Context) (*nodeIdentity, error) {
-	if self := c.self.Load(); self != nil {
+	if self := c.self.Load(); self != nil && self.pubkey != "" {
 		return self, nil
 	}
 	info, err := c.Info(ctx)
@@ -95,8 +98,41 @@ func (c *Client) identity(ctx context.Context) (*nodeIdentity, error) {
 	if !ok {
 		return nil, status.Errorf(codes.Internal, "node reports unknown network %q", info.Network)
 	}
-	c.self.CompareAndSwap(nil, &nodeIdentity{pubkey: info.Pubkey, network: params})
-	return c.self.Load(), nil
+	self := &nodeIdentity{pubkey: info.Pubkey, network: params}
+	c.self.Store(self)
+	return self, nil
+}
+
+// network returns the node's network: learned from GetInfo or from an
+// invoice the node made, or nil if neither is known yet and the macaroon
+// may not call GetInfo (lnd's invoice.macaroon, say).
+func (c *Client) network(ctx context.Context) (*chaincfg.Params, error) {
+	if self := c.self.Load(); self != nil {
+		return self.network, nil
+	}
+	if c.infoDenied.Load() {
+		return nil, nil
+	}
+	self, err := c.identity(ctx)
+	switch {
+	case err == nil:
+		return self.network, nil
+	case c.infoDenied.Load():
+		return nil, nil
+	default:
+		return nil, err
+	}
+}
+
+// learnNetwork notes the network of an invoice the node made, for when
+// the macaroon may not call GetInfo.
+func (c *Client) learnNetwork(paymentRequest string) {
+	if c.self.Load() != nil {
+		return
+	}
+	if name := invoiceNetwork(paymentRequest, nil); name != "" {
+		c.self.CompareAndSwap(nil, &nodeIdentity{network: networks[name]})
+	}
 }
 
 // networkName returns LND's name for params.

@@ -57,7 +57,7 @@ const DefaultInvoiceExpiry = time.Hour
 
 // CreateInvoice asks the node for an invoice of amountSat with memo,
 // payable for expiry: whole seconds, rounded up, at least one (0 means
-// DefaultInvoiceExpiry).
+// DefaultInvoiceExpiry), with route hints as Config.RouteHints says.
 func (c *Client) CreateInvoice(ctx context.Context, amountSat int64, memo string, expiry time.Duration) (Invoice, error) {
 	if amountSat <= 0 {
 		return Invoice{}, status.Error(codes.InvalidArgument, "amount must be a positive number of satoshis")
@@ -76,9 +76,10 @@ func (c *Client) CreateInvoice(ctx context.Context, amountSat int64, memo string
 	defer cancel()
 	created := now()
 	resp, err := c.rpc.AddInvoice(ctx, &lndrpc.Invoice{
-		Value:  amountSat,
-		Memo:   memo,
-		Expiry: seconds,
+		Value:   amountSat,
+		Memo:    memo,
+		Expiry:  seconds,
+		Private: c.routeHints(ctx, amountSat),
 	})
 	if err != nil {
 		return Invoice{}, nodeError("add invoice", err)
@@ -92,28 +93,34 @@ func (c *Client) CreateInvoice(ctx context.Context, amountSat int64, memo string
 	if copy(inv.PaymentHash[:], resp.RHash) != len(inv.PaymentHash) {
 		return Invoice{}, status.Errorf(codes.Internal, "node returned a %d-byte payment hash", len(resp.RHash))
 	}
+	c.learnNetwork(resp.PaymentRequest)
 	return inv, nil
 }
 
 // DecodeInvoice parses a BOLT 11 invoice and checks that it is for the
-// node's network. It contacts the node only the first time, to learn its
-// network.
+// node's network. The network comes from GetInfo (asked once) or, when the
+// macaroon may not call GetInfo, from the invoices the node made; until
+// one is seen, the invoice is decoded for the network it names, and a
+// lookup on the node is what tells whether it is the node's.
 func (c *Client) DecodeInvoice(ctx context.Context, invoice string) (Invoice, error) {
-	self, err := c.identity(ctx)
+	params, err := c.network(ctx)
 	if err != nil {
 		return Invoice{}, err
 	}
-	return DecodeInvoice(invoice, self.network)
+	if inv := trimInvoice(invoice); params == nil && len(inv) <= maxInvoiceLen {
+		params = networks[invoiceNetwork(inv, nil)]
+	}
+	if params == nil {
+		params = &chaincfg.MainNetParams // the error will say what is wrong
+	}
+	return DecodeInvoice(invoice, params)
 }
 
 // DecodeInvoice parses a BOLT 11 invoice for the network params. Errors have
 // code InvalidArgument and say what is wrong, including which network an
 // invoice for another network is for.
 func DecodeInvoice(invoice string, params *chaincfg.Params) (Invoice, error) {
-	invoice = strings.TrimSpace(invoice)
-	if len(invoice) > 10 && strings.EqualFold(invoice[:10], "lightning:") {
-		invoice = invoice[10:]
-	}
+	invoice = trimInvoice(invoice)
 	if invoice == "" {
 		return Invoice{}, status.Error(codes.InvalidArgument, "invoice is required")
 	}
@@ -148,12 +155,21 @@ func DecodeInvoice(invoice string, params *chaincfg.Params) (Invoice, error) {
 	return inv, nil
 }
 
-// invoiceNetwork names the network, other than params, that invoice
-// decodes for, or "" if none does.
+// trimInvoice removes spaces around an invoice and a "lightning:" prefix.
+func trimInvoice(invoice string) string {
+	invoice = strings.TrimSpace(invoice)
+	if len(invoice) > 10 && strings.EqualFold(invoice[:10], "lightning:") {
+		return invoice[10:]
+	}
+	return invoice
+}
+
+// invoiceNetwork names the network, other than params (nil: any), that
+// invoice decodes for, or "" if none does.
 func invoiceNetwork(invoice string, params *chaincfg.Params) string {
 	for _, name := range networkOrder {
 		other := networks[name]
-		if other == params || other.Bech32HRPSegwit == params.Bech32HRPSegwit {
+		if params != nil && (other == params || other.Bech32HRPSegwit == params.Bech32HRPSegwit) {
 			continue
 		}
 		if _, err := zpay32.Decode(invoice, other); err == nil {
@@ -188,6 +204,7 @@ func (c *Client) LookupInvoice(ctx context.Context, paymentHash [32]byte) (Invoi
 		}
 		return InvoiceStatus{}, nodeError("lookup invoice", err)
 	}
+	c.learnNetwork(resp.PaymentRequest)
 	var st InvoiceStatus
 	switch {
 	case resp.State == lndrpc.Invoice_SETTLED || ampSettled(resp):

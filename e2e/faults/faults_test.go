@@ -56,6 +56,9 @@ http://127.0.0.1:%d {
 	}
 	route /paid/* {
 		paywall 10 {
+			# Named: the restarted Caddy listens on another port, and a
+			# paywall's default service follows its site's address.
+			service faults
 			invoices_per_client off
 			invoices_total off
 		}

@@ -9,6 +9,7 @@ import (
 	"image"
 	_ "image/png"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -387,7 +388,7 @@ func TestBrowserReturningVisitor(t *testing.T) {
 	}
 	var values []string
 	for _, c := range cookies.Cookies {
-		if strings.HasPrefix(c.Name, "l402") {
+		if strings.HasPrefix(c.Name, "l402") && !strings.HasPrefix(c.Name, "l402_page_") {
 			values = append(values, c.Value)
 		}
 	}
@@ -400,3 +401,60 @@ func TestBrowserReturningVisitor(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestCrossOriginFetch: a script on another origin buys access with L402:
+// its fetch gets the 402 and can read the challenge (the paywall exposes
+// WWW-Authenticate to other origins), the wallet (bob) pays, and the retry
+// with the credential, which the browser preflights (Authorization is not
+// a simple header), passes the paywall's CORS preflight to the site's
+// answer and gets the content.
+func TestCrossOriginFetch(t *testing.T) {
+	needNetwork(t)
+	chromium := browser.Start(t)
+	up := newUpstream(t)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprint(w, `<!doctype html><html><head><title>app</title></head><body>another origin</body></html>`)
+	}))
+	t.Cleanup(app.Close)
+	base := startCaddy(t, fmt.Sprintf(`	header Access-Control-Allow-Origin %s
+	header Access-Control-Allow-Headers Authorization
+	@preflight method OPTIONS
+	respond @preflight 204
+	paywall 100 {
+		service api
+	}
+	reverse_proxy %s`, app.URL, up.hostPort()))
+	ctx := browser.Tab(t, chromium, 60*time.Second)
+
+	var invoices []string
+	bobPays := chromedp.ExposeFunc("bobPays", func(ctx context.Context, invoice string) (string, error) {
+		invoices = append(invoices, invoice)
+		raw, err := network.Bob.PayInvoice(ctx, invoice)
+		return hex.EncodeToString(raw), err
+	})
+	if err := chromedp.Do(ctx, bobPays, chromedp.Navigate(app.URL)); err != nil {
+		t.Fatal(err)
+	}
+	buy := fmt.Sprintf(`(async function () {
+		var url = %q;
+		var first = await fetch(url, { headers: { "Accept": "application/json" } });
+		var challenge = first.headers.get("WWW-Authenticate") || "";
+		var token = /L402 [^]*token="([^"]+)"/.exec(challenge), invoice = /L402 [^]*invoice="([^"]+)"/.exec(challenge);
+		if (first.status !== 402 || !token || !invoice) return "402 unreadable: " + first.status + " " + JSON.stringify(challenge);
+		var preimage = await window.bobPays(invoice[1]);
+		var paid = await fetch(url, { headers: { "Authorization": "L402 " + token[1] + ":" + preimage } });
+		return paid.status + " " + await paid.text();
+	})()`, base+"/api/data")
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[string](buy, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != "200 paid content: GET /api/data" || len(invoices) != 1 {
+		t.Fatalf("cross-origin L402 fetch: %q (bob paid %d invoices)", got, len(invoices))
+	}
+	r := up.last(t)
+	if hasL402(r.Header) || r.Method != http.MethodGet {
+		t.Errorf("the upstream got %s with Authorization %q", r.Method, r.Header.Values("Authorization"))
+	}
+}

@@ -33,6 +33,18 @@ func startCaddy(t *testing.T, site string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	loadCaddy(t, caddyConfig(port, t.TempDir(), site))
+	t.Cleanup(func() {
+		if err := caddyrun.Stop(); err != nil {
+			t.Errorf("stop Caddy: %v", err)
+		}
+	})
+	return fmt.Sprintf("http://127.0.0.1:%d", port)
+}
+
+// caddyConfig is the Caddyfile of a site on port whose body is site, with
+// alice as the node and storage in storageDir.
+func caddyConfig(port int, storageDir, site string) string {
 	cfg := fmt.Sprintf(`{
 	admin off
 	auto_https off
@@ -53,18 +65,17 @@ func startCaddy(t *testing.T, site string) string {
 http://127.0.0.1:%d {
 %s
 }
-`, t.TempDir(), network.Alice.GRPCAddr, network.Alice.TLSCertPath, network.Alice.MacaroonPath, port, site)
+`, storageDir, network.Alice.GRPCAddr, network.Alice.TLSCertPath, network.Alice.MacaroonPath, port, site)
 	// Caddy warns about (and caddyrun refuses) unformatted input.
-	cfg = string(caddyfile.Format([]byte(cfg)))
+	return string(caddyfile.Format([]byte(cfg)))
+}
+
+// loadCaddy runs a Caddyfile, replacing (reloading) the running config.
+func loadCaddy(t *testing.T, cfg string) {
+	t.Helper()
 	if err := caddyrun.Load(cfg); err != nil {
 		t.Fatalf("%v\n%s", err, cfg)
 	}
-	t.Cleanup(func() {
-		if err := caddyrun.Stop(); err != nil {
-			t.Errorf("stop Caddy: %v", err)
-		}
-	})
-	return fmt.Sprintf("http://127.0.0.1:%d", port)
 }
 
 // received is one request as the upstream saw it.

@@ -24,7 +24,7 @@ const maxMsgSize = 200 << 20
 
 // Node is one running lnd.
 type Node struct {
-	Name         string // "alice" or "bob"
+	Name         string // "alice", "bob" or "carol"
 	GRPCAddr     string // host:port of the gRPC server
 	RESTAddr     string // host:port of the REST server
 	P2PAddr      string // host:port of the peer-to-peer listener
@@ -227,6 +227,12 @@ func (n *Node) Dial(ctx context.Context) (*grpc.ClientConn, error) {
 		}
 	}
 	return conn, nil
+}
+
+// MacaroonPathFor returns the path of one of the macaroons lnd bakes at
+// startup: "admin", "readonly", "invoice" or "router".
+func (n *Node) MacaroonPathFor(kind string) string {
+	return filepath.Join(filepath.Dir(n.MacaroonPath), kind+".macaroon")
 }
 
 // LncliArgs returns the lncli command line (binary and flags) that talks to

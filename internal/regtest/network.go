@@ -52,10 +52,13 @@ type Options struct {
 }
 
 // Network is a running regtest network: a btcd and two lnd nodes with a
-// channel in each direction between them.
+// channel in each direction between them, and carol once StartCarol ran.
 type Network struct {
 	// Alice is the node behind Caddy; Bob is a customer.
 	Alice, Bob *Node
+	// Carol is nil until StartCarol: a node whose only channel is a
+	// private one from bob, her LSP.
+	Carol *Node
 	// Dir holds the daemons' data and logs.
 	Dir string
 	// Bin holds the paths of lnd, lncli, btcd and btcctl.
@@ -111,7 +114,7 @@ func Start(ctx context.Context, opts Options) (*Network, error) {
 
 // resetDir creates dir, removing the state a previous network left there.
 func resetDir(dir string) error {
-	for _, name := range []string{"btcd", "miner", "alice", "bob", "btcctl.conf", "network.json"} {
+	for _, name := range []string{"btcd", "miner", "alice", "bob", "carol", "btcctl.conf", "network.json"} {
 		if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
 			return err
 		}
@@ -286,12 +289,21 @@ func (n *Network) mine(ctx context.Context, blocks int) error {
 	if err != nil {
 		return err
 	}
-	for _, node := range []*Node{n.Alice, n.Bob} {
+	for _, node := range n.nodes() {
 		if err := node.waitSynced(ctx, height); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// nodes returns the nodes started so far.
+func (n *Network) nodes() []*Node {
+	nodes := []*Node{n.Alice, n.Bob}
+	if n.Carol != nil {
+		nodes = append(nodes, n.Carol)
+	}
+	return nodes
 }
 
 // Stop stops the nodes, then btcd (the other order makes lnd stall on
@@ -302,7 +314,7 @@ func (n *Network) Stop() error {
 		var errs []error
 		var mu sync.Mutex
 		var wg sync.WaitGroup
-		for _, node := range []*Node{n.Alice, n.Bob} {
+		for _, node := range []*Node{n.Alice, n.Bob, n.Carol} {
 			if node != nil {
 				wg.Go(func() {
 					err := node.stop()

@@ -18,13 +18,14 @@ const defaultCLTVDelta = 80
 
 // bolt11Params describes an invoice to encode.
 type bolt11Params struct {
-	hash      [32]byte
-	payAddr   [32]byte
-	valueMsat int64 // 0: no amount in the invoice
-	memo      string
-	descHash  []byte // 32 bytes: a description_hash field instead of memo
-	created   time.Time
-	expiry    time.Duration
+	hash       [32]byte
+	payAddr    [32]byte
+	valueMsat  int64 // 0: no amount in the invoice
+	memo       string
+	descHash   []byte // 32 bytes: a description_hash field instead of memo
+	created    time.Time
+	expiry     time.Duration
+	routeHints []zpay32.HopHint // one single-hop route hint each
 }
 
 // SignInvoice encodes inv as BOLT 11, signed by key as its payee node.
@@ -62,6 +63,9 @@ func encodeBolt11(net *chaincfg.Params, key *btcec.PrivateKey, p bolt11Params) (
 	}
 	if p.valueMsat > 0 {
 		opts = append(opts, zpay32.Amount(lnwire.MilliSatoshi(p.valueMsat)))
+	}
+	for _, hint := range p.routeHints {
+		opts = append(opts, zpay32.RouteHint([]zpay32.HopHint{hint}))
 	}
 	inv, err := zpay32.NewInvoice(net, p.hash, p.created, opts...)
 	if err != nil {

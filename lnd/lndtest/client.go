@@ -28,7 +28,7 @@ func (n *Node) DialWithMacaroon(t testing.TB, macHex string) *grpc.ClientConn {
 
 func (n *Node) dial(t testing.TB, extra ...grpc.DialOption) *grpc.ClientConn {
 	t.Helper()
-	tlsCfg, err := clientTLSConfig(n.certPEM)
+	tlsCfg, err := clientTLSConfig(n.TLSCertPEM())
 	if err != nil {
 		t.Fatalf("lndtest: dial: %v", err)
 	}

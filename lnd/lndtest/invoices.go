@@ -12,6 +12,7 @@ import (
 	"github.com/btcsuite/btcd/btcutil"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/lightningnetwork/lnd/lnwire"
+	"github.com/lightningnetwork/lnd/zpay32"
 )
 
 // lnd limits and defaults for AddInvoice.
@@ -43,6 +44,7 @@ type invoice struct {
 	created     time.Time
 	expiry      time.Duration
 	payReq      string
+	private     bool
 	addIndex    uint64
 	settleIndex uint64
 	settled     time.Time
@@ -75,6 +77,7 @@ func (inv *invoice) rpc() *lnrpc.Invoice {
 		CreationDate:    inv.created.Unix(),
 		PaymentRequest:  inv.payReq,
 		Expiry:          int64(inv.expiry.Seconds()),
+		Private:         inv.private,
 		CltvExpiry:      defaultCLTVDelta,
 		AddIndex:        inv.addIndex,
 		SettleIndex:     inv.settleIndex,
@@ -116,8 +119,8 @@ func (n *Node) addInvoice(req *lnrpc.Invoice) (*lnrpc.AddInvoiceResponse, error)
 	if err != nil {
 		return nil, err
 	}
-	// private is accepted and, as on a node without private channels,
-	// adds no route hints. lnd's AddInvoice ignores r_hash.
+	// private adds route hints for the node's private channels (see
+	// SetChannels). lnd's AddInvoice ignores r_hash.
 	if len(req.RouteHints) > 0 || req.IsBlinded || req.FallbackAddr != "" {
 		return nil, errors.New("lndtest: route_hints, blinded paths and fallback_addr are not supported by the fake")
 	}
@@ -163,15 +166,23 @@ func (n *Node) addInvoice(req *lnrpc.Invoice) (*lnrpc.AddInvoiceResponse, error)
 		valueMsat: int64(value),
 		created:   n.cfg.now(),
 		expiry:    expiry,
+		private:   req.Private,
 		state:     lnrpc.Invoice_OPEN,
 		amp:       req.IsAmp,
 	}
 	if _, err := rand.Read(inv.payAddr[:]); err != nil {
 		return nil, fmt.Errorf("payment address: %w", err)
 	}
+	var hints []zpay32.HopHint
+	if req.Private {
+		n.mu.Lock()
+		hints = n.routeHintsLocked()
+		n.mu.Unlock()
+	}
 	inv.payReq, err = encodeBolt11(n.params, n.key, bolt11Params{
 		hash: inv.hash, payAddr: inv.payAddr, valueMsat: inv.valueMsat,
 		memo: inv.memo, descHash: inv.descHash, created: inv.created, expiry: inv.expiry,
+		routeHints: hints,
 	})
 	if err != nil {
 		return nil, err

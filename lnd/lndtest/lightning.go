@@ -65,6 +65,16 @@ func (s lightningService) SubscribeInvoices(req *lnrpc.InvoiceSubscription, stre
 	return s.n.subscribeInvoices(stream.Context(), req, stream.Send)
 }
 
+// ListChannels lists the node's channels (see SetChannels).
+func (s lightningService) ListChannels(_ context.Context, req *lnrpc.ListChannelsRequest) (*lnrpc.ListChannelsResponse, error) {
+	return s.n.listChannels(req)
+}
+
+// CheckMacaroonPermissions checks a macaroon against permissions.
+func (s lightningService) CheckMacaroonPermissions(ctx context.Context, req *lnrpc.CheckMacPermRequest) (*lnrpc.CheckMacPermResponse, error) {
+	return s.n.checkMacaroonPermissions(ctx, req)
+}
+
 // DecodePayReq decodes a payment request for the node's network.
 func (s lightningService) DecodePayReq(_ context.Context, req *lnrpc.PayReqString) (*lnrpc.PayReq, error) {
 	inv, err := zpay32.Decode(req.PayReq, s.n.params)

@@ -60,8 +60,8 @@ type Node struct {
 	peerKey *btcec.PrivateKey // the other node, signs NewPayableInvoice invoices
 	rootKey []byte
 	macs    map[string]string // kind -> hex macaroon
-	certPEM []byte
-	keyPEM  []byte
+	certPEM []byte            // guarded by srvMu: RotateTLSCert replaces it
+	keyPEM  []byte            // guarded by srvMu
 	dir     string
 	addr    string
 
@@ -81,6 +81,8 @@ type Node struct {
 	state    lnrpc.WalletState
 	stateCh  chan struct{} // closed and replaced when state changes
 	synced   bool
+
+	channels []Channel
 
 	invoices map[[32]byte]*invoice
 	byAdd    []*invoice // index i holds add_index i+1
@@ -141,8 +143,8 @@ func newNode(t testing.TB, opts []Option) (*Node, error) {
 	}
 	macs := make(map[string]string, len(macaroonKinds))
 	files := make(map[string][]byte)
-	for kind := range macaroonKinds {
-		mac, err := newMacaroon(rootKey, kind)
+	for kind, perms := range macaroonKinds {
+		mac, err := newMacaroon(rootKey, perms)
 		if err != nil {
 			return nil, err
 		}
@@ -165,6 +167,7 @@ func newNode(t testing.TB, opts []Option) (*Node, error) {
 		state:    lnrpc.WalletState_SERVER_ACTIVE,
 		stateCh:  make(chan struct{}),
 		synced:   true,
+		channels: append([]Channel(nil), defaultChannels...),
 		invoices: make(map[[32]byte]*invoice),
 		eventsCh: make(chan struct{}),
 		payable:  make(map[[32]byte]*payableInvoice),
@@ -188,7 +191,31 @@ func (n *Node) Addr() string {
 }
 
 // TLSCertPEM is the node's self-signed certificate, like lnd's tls.cert.
-func (n *Node) TLSCertPEM() []byte { return append([]byte(nil), n.certPEM...) }
+func (n *Node) TLSCertPEM() []byte {
+	n.srvMu.Lock()
+	defer n.srvMu.Unlock()
+	return append([]byte(nil), n.certPEM...)
+}
+
+// RotateTLSCert renews the node's certificate as lnd does when tls.cert
+// expires or is deleted: a new self-signed certificate and key, written to
+// TLSCertPath and tls.key. A running node keeps serving with the old one;
+// it serves the new one from its next Restart, as lnd from its next start.
+func (n *Node) RotateTLSCert() error {
+	certPEM, keyPEM, err := selfSignedCert(time.Now())
+	if err != nil {
+		return fmt.Errorf("lndtest: rotate tls cert: %w", err)
+	}
+	n.srvMu.Lock()
+	defer n.srvMu.Unlock()
+	for name, data := range map[string][]byte{"tls.cert": certPEM, "tls.key": keyPEM} {
+		if err := os.WriteFile(filepath.Join(n.dir, name), data, 0o600); err != nil {
+			return fmt.Errorf("lndtest: rotate tls cert: %w", err)
+		}
+	}
+	n.certPEM, n.keyPEM = certPEM, keyPEM
+	return nil
+}
 
 // TLSCertPath is a file holding TLSCertPEM, like lnd's tls.cert.
 func (n *Node) TLSCertPath() string { return filepath.Join(n.dir, "tls.cert") }
@@ -232,7 +259,10 @@ func (n *Node) PeerPubkey() string {
 func (n *Node) Network() string { return n.cfg.network }
 
 func (n *Node) serve(addr string) error {
-	cert, err := tlsKeyPair(n.certPEM, n.keyPEM)
+	n.srvMu.Lock()
+	certPEM, keyPEM := n.certPEM, n.keyPEM
+	n.srvMu.Unlock()
+	cert, err := tlsKeyPair(certPEM, keyPEM)
 	if err != nil {
 		return err
 	}
