@@ -174,6 +174,9 @@ func (c *Client) send(ctx context.Context, req *lndrpc.SendPaymentRequest, hash 
 	switch {
 	case err == nil:
 		return outcomeOf(pay, hash)
+	case isPermissionDenied(err):
+		// lnd checks the macaroon before the call reaches its router.
+		return nil, nodeError("send payment", err)
 	case status.Code(err) == codes.AlreadyExists:
 		// Paid or being paid already: that payment's outcome, within
 		// the time this payment would have had.
