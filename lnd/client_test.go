@@ -334,7 +334,14 @@ func TestPaymentRefusals(t *testing.T) {
 	wantCode(t, pay(ok, opts), codes.InvalidArgument, "the node refused the payment: invoice expired")
 
 	// A node that cannot be reached before anything is sent: nothing was.
+	// (Once the client has seen the node go: a request sent on a
+	// connection the node is closing may have reached it, and is Unknown.)
 	node.Stop()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := c.Info(ctx(t)); err != nil || time.Now().After(deadline) {
+			break
+		}
+	}
 	wantCode(t, pay(ok, opts), codes.Unavailable, "lnd node unavailable")
 	if got := node.Payments(); len(got) != 0 {
 		t.Errorf("refused payments reached the node: %+v", got)
