@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,7 +23,8 @@ func init() {
 
 // adminAPI serves the lightning app's endpoints on Caddy's admin API:
 //
-//	GET  /lightning/status      the node, the paywalls, the root keys
+//	GET  /lightning/status      the node, the paywalls, the root keys, the
+//	                            budgets and the payments whose outcome is open
 //	POST /lightning/revoke      {"token": "<base64>"} or {"token_id": "<hex>"}
 //	POST /lightning/rotate_key  {"drop_old": false}
 //
@@ -94,8 +96,40 @@ type adminStatus struct {
 	// Ledger is where per_request and prepaid paywalls count (absent
 	// when no paywall uses it).
 	Ledger *ledgerStatus `json:"ledger,omitempty"`
+	// Budgets are the lightning handlers' budgets and what the payment
+	// ledger holds against each.
+	Budgets []budgetStatus `json:"budgets"`
+	// OpenPayments are the outgoing payments whose outcome the node has
+	// not told yet, oldest first.
+	OpenPayments []openPaymentStatus `json:"open_payments"`
+	// PaymentsError says why budgets and open payments could not be read
+	// from the payment ledger.
+	PaymentsError string `json:"payments_error,omitempty"`
 }
 
+// budgetStatus is one budget: limit_sat over window, of which spent_sat
+// went to payments that ended in the window (fees included) and
+// reserved_sat is held by open payments (amount plus fee limit, whatever
+// their age); available_sat is what is left.
+type budgetStatus struct {
+	LimitSat     int64  `json:"limit_sat"`
+	Window       string `json:"window"`
+	SpentSat     int64  `json:"spent_sat"`
+	ReservedSat  int64  `json:"reserved_sat"`
+	AvailableSat int64  `json:"available_sat"`
+}
+
+// openPaymentStatus is a payment whose outcome is open: it may still
+// complete, and the app follows it until the node says how it ended.
+type openPaymentStatus struct {
+	PaymentHash string    `json:"payment_hash"`
+	Kind        string    `json:"kind"`
+	AmountSat   int64     `json:"amount_sat"`
+	ReservedSat int64     `json:"reserved_sat"`
+	StartedAt   time.Time `json:"started_at"`
+}
+
+// ledgerStatus is the paywalls' ledger: its backend and whether it answers.
 type ledgerStatus struct {
 	Backend string `json:"backend"`
 	// Ready: the embedded ledger is loaded, or Redis answered now.
@@ -182,6 +216,24 @@ func (a *adminAPI) status(ctx context.Context) adminStatus {
 		st.Keys = snap.keyIDs
 		st.RevokedTokens = len(snap.revoked)
 	}
+	st.Budgets, st.OpenPayments = []budgetStatus{}, []openPaymentStatus{}
+	ledger, err := a.app.payments.load(ctx)
+	if err != nil {
+		st.PaymentsError = err.Error()
+		return st
+	}
+	for _, b := range a.app.payments.budgetList() {
+		spent, reserved := ledger.usage(b.window(), now())
+		st.Budgets = append(st.Budgets, budgetStatus{LimitSat: b.Amount, Window: b.window().String(),
+			SpentSat: spent, ReservedSat: reserved, AvailableSat: max(0, b.Amount-spent-reserved)})
+	}
+	for _, e := range ledger.Payments {
+		if e.State == stateOpen {
+			st.OpenPayments = append(st.OpenPayments, openPaymentStatus{PaymentHash: e.Hash, Kind: e.Kind,
+				AmountSat: e.AmountSat, ReservedSat: e.reservedSat(), StartedAt: e.StartedAt})
+		}
+	}
+	slices.SortFunc(st.OpenPayments, func(x, y openPaymentStatus) int { return x.StartedAt.Compare(y.StartedAt) })
 	return st
 }
 

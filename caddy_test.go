@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 
@@ -82,6 +83,38 @@ func loadCaddyfile(t *testing.T, caddyfile string) {
 	if err := caddy.Load(cfgJSON, true); err != nil {
 		t.Fatalf("load config: %v", err)
 	}
+}
+
+// reloadCaddyfile replaces the running config with caddyfile, whose site
+// listens on port, and waits until the old config's listener has closed:
+// Caddy shuts the old servers down in the background (caddyhttp.App.Stop)
+// and, until it has, a new connection can reach the old listener and be
+// reset when it closes. It drops the client's idle connections, which the
+// old server closes.
+func reloadCaddyfile(t *testing.T, caddyfile string, port int) {
+	t.Helper()
+	loadCaddyfile(t, caddyfile)
+	http.DefaultClient.CloseIdleConnections()
+	waitFor(t, "the old config's listener to close", func() bool { return listeningSockets(port) <= 1 })
+}
+
+// listeningSockets counts the TCP sockets listening on port, as Linux
+// lists them in /proc/net (0 where it does not).
+func listeningSockets(port int) int {
+	n := 0
+	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		table, err := os.ReadFile(file)
+		if err != nil {
+			continue
+		}
+		for line := range strings.Lines(string(table)) {
+			f := strings.Fields(line)
+			if len(f) > 3 && f[3] == "0A" && strings.HasSuffix(f[1], fmt.Sprintf(":%04X", port)) { // 0A: LISTEN
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // lndOption is the lightning global option for a fake node.

@@ -246,12 +246,13 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 // UnmarshalCaddyfile sets up the handler:
 //
 //	lightning {
-//		invoice_expiry  <duration>
-//		max_payment     <sats>
-//		max_fee         <sats>
-//		payment_timeout <duration>
-//		budget          <sats> [<window>]
-//		api_key         <key>
+//		invoice_expiry      <duration>
+//		max_payment         <sats>
+//		max_fee             <sats>
+//		payment_timeout     <duration>
+//		cltv_limit          <blocks>
+//		budget              <sats> [<window>]
+//		api_key             <key>
 //		invoices_per_client <events> <window> | off
 //	}
 //
@@ -279,6 +280,16 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.MaxPayment, err = parseSatsArg(d)
 		case "max_fee":
 			h.MaxFee, err = parseSatsArg(d)
+		case "cltv_limit":
+			var value string
+			if !d.AllArgs(&value) {
+				return d.ArgErr()
+			}
+			blocks, perr := strconv.ParseUint(value, 10, 32)
+			if perr != nil || blocks == 0 {
+				return d.Errf("cltv_limit: %q is not a positive number of blocks", value)
+			}
+			h.CLTVLimit = uint32(blocks)
 		case "budget":
 			h.Budget, err = parseBudgetArgs(d)
 		case "api_key":

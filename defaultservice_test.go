@@ -58,8 +58,7 @@ func TestEachPaywallSellsItsOwnService(t *testing.T) {
 	}
 	check("first config")
 
-	loadCaddyfile(t, testCaddyfile("off", storage, lndOption(node), port, "\troute /free/* {\n\t\trespond \"free\"\n\t}\n"+site))
-	http.DefaultClient.CloseIdleConnections() // the old server closes them
+	reloadCaddyfile(t, testCaddyfile("off", storage, lndOption(node), port, "\troute /free/* {\n\t\trespond \"free\"\n\t}\n"+site), port)
 	check("after a reload that adds a route")
 	again := getChallenge(t, base+"/month/a", nil, http.StatusPaymentRequired)
 	if s := tokenService(t, again.Body.Token); s != monthService {
@@ -155,7 +154,7 @@ func TestPaywallConfigRefusals(t *testing.T) {
 	}{
 		{"invoice_expiry 500ms", "invoice_expiry must be at least 1s"},
 		{"valid_for 9000h\n\t\t\tinvoice_expiry 720h", "400 days"},
-		{"root_key {env.CADDY_LIGHTNING_TEST_UNSET}", "resolves to nothing"},
+		{"root_key {env.CADDY_LIGHTNING_TEST_UNSET}", `root_key "{env.CADDY_LIGHTNING_TEST_UNSET}" resolves to an empty value`},
 		{"root_key abcd", "32 bytes in hex"},
 		{"service a:b", "use 1-64 letters"},
 	} {

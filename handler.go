@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/lightningcaddy/caddy-lightning/lightningpb"
+	"github.com/lightningcaddy/caddy-lightning/lnd"
 )
 
 func init() {
@@ -27,10 +28,13 @@ func init() {
 // application/grpc requests over HTTP/2.
 //
 // Outgoing payments (payinvoice, keysend) are refused unless MaxPayment is
-// set.
+// set. Each is entered in a ledger in Caddy's storage before it starts, and
+// answered with its outcome: succeeded, failed for certain (no money
+// moved), or unknown (it may still complete; a repeat returns its outcome
+// and never pays twice). See outcomes.go.
 type Handler struct {
-	// InvoiceExpiry is how long generated invoices can be paid.
-	// Default: 1h.
+	// InvoiceExpiry is how long generated invoices can be paid, at least
+	// one second. Default: 1h.
 	InvoiceExpiry caddy.Duration `json:"invoice_expiry,omitempty"`
 	// MaxPayment is the largest outgoing payment in satoshis, fees
 	// excluded. Default: 0, which disables payinvoice and keysend.
@@ -38,18 +42,27 @@ type Handler struct {
 	// MaxFee is the most a payment may cost in routing fees, in satoshis.
 	// Default: 1% of the amount, at least 10.
 	MaxFee int64 `json:"max_fee,omitempty"`
-	// PaymentTimeout bounds the node's search for a route.
-	// Default: 60s.
+	// PaymentTimeout bounds the node's search for a route, at least one
+	// second (whole seconds). A payment still in flight after it (a payee
+	// holding the HTLC, say) is answered as unknown and followed until it
+	// ends. Default: 60s.
 	PaymentTimeout caddy.Duration `json:"payment_timeout,omitempty"`
+	// CLTVLimit is the most blocks an outgoing HTLC may stay locked
+	// (lnd's cltv_limit), between 100 and 2016: a payee or a node on the
+	// route that holds a payment cannot tie the funds up longer than
+	// about CLTVLimit × 10 minutes. Default: 1008 (about a week).
+	CLTVLimit uint32 `json:"cltv_limit,omitempty"`
 	// Budget caps what payments may spend over a sliding window, fees
-	// included. The spending is kept in Caddy's storage, so the budget
-	// holds across restarts and across instances sharing the storage (all
-	// handlers with a budget count against one record). Default: none
-	// beyond MaxPayment per payment.
+	// included. All payments of the lightning handlers sharing Caddy's
+	// storage (across restarts and instances) count: those that ended in
+	// the window at what they cost, and those whose outcome is still open
+	// at their amount plus fee limit, however old. Default: none beyond
+	// MaxPayment per payment.
 	Budget *Budget `json:"budget,omitempty"`
 	// APIKey, when set, must come with every call: in the X-API-KEY
 	// header, Grpc-Metadata-X-API-KEY (as grpc-gateway clients send it),
-	// or gRPC metadata x-api-key. Placeholders such as {env.X} work.
+	// or gRPC metadata x-api-key. Placeholders such as {env.X} work; one
+	// that resolves to nothing stops the config from loading.
 	// Default: none.
 	APIKey string `json:"api_key,omitempty"`
 	// InvoicesPerClient bounds how fast one client (an IPv4 address, or an
@@ -81,30 +94,33 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	if h.MaxPayment < 0 || h.MaxFee < 0 {
-		return fmt.Errorf("max_payment and max_fee must not be negative")
-	}
-	if err := h.Budget.validate(); err != nil {
-		return err
-	}
-	if err := h.InvoicesPerClient.validate(); err != nil {
-		return fmt.Errorf("invoices_per_client: %w", err)
+	if h.APIKey != "" {
+		key, err := resolveSecret("lightning: api_key", h.APIKey)
+		if err != nil {
+			return err
+		}
+		h.apiKey = newAPIKey(key)
 	}
 	invoicesPerClient := h.InvoicesPerClient
 	if invoicesPerClient == nil {
 		invoicesPerClient = &Rate{Events: 600, Window: caddy.Duration(time.Minute)}
 	}
-	h.apiKey = newAPIKey(caddy.NewReplacer().ReplaceAll(h.APIKey, ""))
 	if h.MaxPayment > 0 && !h.apiKey.required() {
 		h.logger.Warn("payinvoice and keysend are enabled without api_key: anyone who reaches this route can spend "+
 			"up to max_payment per call; set api_key, or put basic_auth or forward_auth in front",
 			zap.Int64("max_payment", h.MaxPayment))
 	}
 	if h.InvoiceExpiry == 0 {
-		h.InvoiceExpiry = caddy.Duration(time.Hour)
+		h.InvoiceExpiry = caddy.Duration(lnd.DefaultInvoiceExpiry)
 	}
 	if h.PaymentTimeout == 0 {
-		h.PaymentTimeout = caddy.Duration(60 * time.Second)
+		h.PaymentTimeout = caddy.Duration(lnd.DefaultPaymentTimeout)
+	}
+	if h.CLTVLimit == 0 {
+		h.CLTVLimit = lnd.DefaultCLTVLimit
+	}
+	if h.MaxPayment > 0 {
+		app.payments.register(h.Budget)
 	}
 	h.api = &service{
 		app:            app,
@@ -113,7 +129,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		maxPayment:     h.MaxPayment,
 		maxFee:         h.MaxFee,
 		paymentTimeout: time.Duration(h.PaymentTimeout),
-		budget:         newSpendLedger(h.Budget, ctx.Storage()),
+		cltvLimit:      h.CLTVLimit,
+		followAfter:    time.Duration(h.PaymentTimeout) + 2*app.callTimeout() + 30*time.Second,
+		ledger:         app.payments,
+		budget:         h.Budget,
+		keyScope:       h.apiKey.digest,
 		invoiceLimits:  newClientLimits(invoicesPerClient),
 		ipv6Prefix:     app.ClientIPv6Prefix,
 		logger:         h.logger,
@@ -127,6 +147,36 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	lightningpb.RegisterLightningServer(h.grpc, h.api)
 	return nil
 }
+
+// Validate checks the limits. Durations the node counts in seconds must be
+// at least one.
+func (h *Handler) Validate() error {
+	switch {
+	case h.MaxPayment < 0 || h.MaxPayment > maxSats || h.MaxFee < 0 || h.MaxFee > maxSats:
+		return fmt.Errorf("lightning: max_payment and max_fee must be between 0 and %d satoshis", int64(maxSats))
+	case time.Duration(h.InvoiceExpiry) < time.Second:
+		return fmt.Errorf("lightning: invoice_expiry must be at least one second")
+	case time.Duration(h.PaymentTimeout) < time.Second:
+		return fmt.Errorf("lightning: payment_timeout must be at least one second")
+	case h.CLTVLimit < minCLTVLimit || h.CLTVLimit > maxCLTVLimit:
+		return fmt.Errorf("lightning: cltv_limit must be between %d and %d blocks", minCLTVLimit, maxCLTVLimit)
+	}
+	if err := h.Budget.validate(); err != nil {
+		return fmt.Errorf("lightning: %w", err)
+	}
+	if err := h.InvoicesPerClient.validate(); err != nil {
+		return fmt.Errorf("lightning: invoices_per_client: %w", err)
+	}
+	return nil
+}
+
+// Bounds of cltv_limit: below, payments to lnd's invoices (80 blocks for
+// the final hop) rarely find a route; above, lnd refuses them unless its
+// --max-cltv-expiry was raised.
+const (
+	minCLTVLimit = 100
+	maxCLTVLimit = 2016
+)
 
 // ServeHTTP answers gRPC and REST calls of the Lightning API.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
@@ -166,5 +216,6 @@ func (f flushWriter) Flush() { _ = f.rc.Flush() }
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )

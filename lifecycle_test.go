@@ -78,7 +78,8 @@ func (s *recordingFS) Stat(ctx context.Context, key string) (certmagic.KeyInfo, 
 // nodeCalls sums the calls of every method the plugin uses.
 func nodeCalls(node *lndtest.Node) int {
 	n := 0
-	for _, m := range []string{"GetInfo", "GetState", "AddInvoice", "LookupInvoice", "SubscribeInvoices", "DecodePayReq", "SendPaymentV2", "TrackPaymentV2"} {
+	for _, m := range []string{"GetInfo", "GetState", "AddInvoice", "LookupInvoice", "ListInvoices", "SubscribeInvoices", "DecodePayReq",
+		"ListChannels", "CheckMacaroonPermissions", "SendPaymentV2", "TrackPaymentV2"} {
 		n += node.Calls(m)
 	}
 	return n
@@ -183,8 +184,7 @@ func TestReloadDuringAPayment(t *testing.T) {
 	}()
 	waitFor(t, "the long poll to ask the node", func() bool { return node.Calls("LookupInvoice") > lookups })
 
-	loadCaddyfile(t, testCaddyfile("off", storage, lndOption(node), port, site("after")))
-	http.DefaultClient.CloseIdleConnections() // the old server closes them
+	reloadCaddyfile(t, testCaddyfile("off", storage, lndOption(node), port, site("after")), port)
 	if _, body := get(t, base+"/paid/", auth(l402Auth(c.Body.Token, [32]byte{}))); body == "before" {
 		t.Fatal("the reload did not take effect")
 	}

@@ -65,11 +65,11 @@ var (
 	}, []string{"backend", "kind"})
 	payments = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "lightning", Name: "payments_total",
-		Help: "Outgoing payments, by kind (invoice, keysend) and result (succeeded, repeated, failed, refused).",
+		Help: "Outgoing payments, by kind (invoice, keysend) and result (succeeded, repeated, failed, refused, unknown).",
 	}, []string{"kind", "result"})
 	paymentSats = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "lightning", Name: "payment_sats_total",
-		Help: "Satoshis of outgoing payments, fees included, by kind and result.",
+		Help: "Satoshis of succeeded outgoing payments, fees included, by kind and result.",
 	}, []string{"kind", "result"})
 	nodeCallSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: "caddy", Subsystem: "lightning", Name: "node_call_duration_seconds",

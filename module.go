@@ -33,9 +33,10 @@ var clients = caddy.NewUsagePool()
 
 // App is the `lightning` app: it owns the connection to the LND node that
 // the lightning handlers and paywalls use, and the work that outlives a
-// request: following the node's invoice stream and the paywalls' shared
-// state in storage, from Start to Stop. Configure it with the Caddyfile
-// global option `lightning` or under "apps" in JSON.
+// request: following the node's invoice stream, the paywalls' shared state
+// in storage and the outgoing payments still open, from Start to Stop.
+// Configure it with the Caddyfile global option `lightning` or under
+// "apps" in JSON.
 type App struct {
 	// LND says how to reach the node. Required.
 	LND *LNDConfig `json:"lnd,omitempty"`
@@ -76,6 +77,9 @@ type App struct {
 	paywalls *paywallList // for status
 	uses     *nodeUses    // for the permission check
 	ledger   *ledgerUse   // built when a paywall first needs it
+
+	payments *paymentLedger   // outgoing payments and budgets (budget.go)
+	follower *paymentFollower // of open payments, from Start to Stop
 }
 
 // paywallList is the paywalls that use the app.
@@ -94,7 +98,9 @@ type LNDConfig struct {
 	// the PEM or DER bytes. Required.
 	TLSCert string `json:"tls_cert,omitempty"`
 	// Macaroon is a file path or the hex of the macaroon (admin, or one
-	// baked with the permissions the configured handlers use). Required.
+	// baked with the permissions the configured handlers use). Required;
+	// a placeholder that resolves to nothing stops the config from
+	// loading.
 	Macaroon string `json:"macaroon,omitempty"`
 	// Timeout bounds each call to the node (payments have their own
 	// timeout). Default: 15s.
@@ -118,6 +124,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.paywalls = new(paywallList)
 	a.uses = new(nodeUses)
 	a.tokens = newTokenStore(ctx.Storage(), a.logger)
+	a.payments = newPaymentLedger(ctx.Storage())
 	if a.ClientIPv6Prefix == 0 {
 		a.ClientIPv6Prefix = defaultIPv6Prefix
 	}
@@ -177,7 +184,9 @@ func (a *App) Validate() error {
 // Start follows the node's invoice stream and, if the config has paywalls,
 // loads their shared state (creating a root key in storage the first time)
 // and follows other instances' changes to it; if paywalls sell per
-// request or prepaid, it loads the embedded ledger and starts its flusher.
+// request or prepaid, it loads the embedded ledger and starts its flusher;
+// if a handler makes payments, it follows the payments whose outcome is
+// still open.
 func (a *App) Start() error {
 	a.paywalls.mu.Lock()
 	paywalls := slices.Clone(a.paywalls.list)
@@ -209,6 +218,7 @@ func (a *App) Start() error {
 	a.feed.start(a)
 	a.started = true
 	a.logger.Info("lightning node configured", zap.String("address", a.LND.address()))
+	a.startFollower()
 	go a.checkPermissions(a.ctx)
 	return nil
 }
@@ -227,6 +237,7 @@ func (a *App) Stop() error {
 		a.stopFollow()
 		<-a.followDone
 	}
+	a.stopFollower()
 	return nil
 }
 
@@ -246,6 +257,14 @@ func (a *App) Cleanup() error {
 
 // Client returns the node client.
 func (a *App) Client() *lnd.Client { return a.client }
+
+// callTimeout bounds each call to the node.
+func (a *App) callTimeout() time.Duration {
+	if a.LND.Timeout > 0 {
+		return time.Duration(a.LND.Timeout)
+	}
+	return lnd.DefaultCallTimeout
+}
 
 // settlements returns what the app knows of settled invoices, shared with
 // the other configs that use the node.
@@ -302,7 +321,13 @@ func (c *LNDConfig) clientConfig(repl *caddy.Replacer) (lnd.Config, error) {
 	if err != nil {
 		return lnd.Config{}, fmt.Errorf("lnd tls_cert: %w", err)
 	}
-	mac, err := loadMacaroon(repl.ReplaceAll(c.Macaroon, ""))
+	var macValue string
+	if c.Macaroon != "" {
+		if macValue, err = resolveSecret("lnd macaroon", c.Macaroon); err != nil {
+			return lnd.Config{}, err
+		}
+	}
+	mac, err := loadMacaroon(macValue)
 	if err != nil {
 		return lnd.Config{}, fmt.Errorf("lnd macaroon: %w", err)
 	}

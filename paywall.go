@@ -229,7 +229,10 @@ func (p *Paywall) Provision(ctx caddy.Context) error {
 	p.lookups = newLookupGuard(p.LookupsPerClient)
 	p.verified = newVerifiedCredentials()
 	if p.RootKey != "" {
-		p.fixedKeys, p.rootKeyErr = parseRootKey(caddy.NewReplacer().ReplaceAll(p.RootKey, ""))
+		var resolved string
+		if resolved, p.rootKeyErr = resolveSecret("root_key", p.RootKey); p.rootKeyErr == nil {
+			p.fixedKeys, p.rootKeyErr = parseRootKey(resolved)
+		}
 	}
 	for _, m := range ctx.Modules() {
 		if h, ok := m.(*caddyhttp.App); ok {
@@ -242,11 +245,7 @@ func (p *Paywall) Provision(ctx caddy.Context) error {
 
 // parseRootKey reads a 32-byte root key in hex.
 func parseRootKey(s string) (*l402.Keyring, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return nil, errors.New("root_key is set but resolves to nothing")
-	}
-	key, err := hex.DecodeString(s)
+	key, err := hex.DecodeString(strings.TrimSpace(s))
 	if err != nil || len(key) != 32 {
 		return nil, errors.New("root_key must be 32 bytes in hex (64 characters)")
 	}

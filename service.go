@@ -2,7 +2,11 @@ package lightning
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -29,10 +33,16 @@ type service struct {
 	maxPayment     int64
 	maxFee         int64
 	paymentTimeout time.Duration
-	budget         *spendLedger
-	invoiceLimits  *clientLimits // generateinvoice, per client
-	ipv6Prefix     int
-	logger         *zap.Logger
+	cltvLimit      uint32
+	// followAfter is how long after it begins a payment's request has
+	// certainly given up on it (see ledgerEntry.FollowAfter).
+	followAfter   time.Duration
+	ledger        *paymentLedger
+	budget        *Budget       // nil: no budget
+	keyScope      [32]byte      // the API key's digest: idempotency keys are per API key
+	invoiceLimits *clientLimits // generateinvoice, per client
+	ipv6Prefix    int
+	logger        *zap.Logger
 }
 
 // GenerateInvoice creates an invoice on the node.
@@ -55,22 +65,21 @@ func (s *service) GenerateInvoice(ctx context.Context, req *lightningpb.Generate
 	return &lightningpb.GenerateInvoiceResponse{Invoice: inv.PaymentRequest}, nil
 }
 
-// PayInvoice pays an invoice within the configured limits.
+// PayInvoice pays an invoice within the configured limits. Paying an
+// invoice again never pays twice: it returns the first payment's outcome.
 func (s *service) PayInvoice(ctx context.Context, req *lightningpb.PayInvoiceRequest) (*lightningpb.PayInvoiceResponse, error) {
 	if err := s.paymentsEnabled(); err != nil {
 		return nil, s.refused(kindInvoice, err)
 	}
 	inv, err := s.node.DecodeInvoice(ctx, req.Invoice)
 	if err != nil {
-		return nil, err
+		return nil, beforeSending(err)
 	}
-	pay, err := s.spend(ctx, kindInvoice, inv.AmountSat, func(opts lnd.PaymentOptions) (lnd.Payment, error) {
-		return s.node.PayInvoice(ctx, inv, opts)
-	})
+	preimage, err := s.pay(ctx, payment{kind: kindInvoice, hash: inv.PaymentHash, amountSat: inv.AmountSat, invoice: inv})
 	if err != nil {
 		return nil, err
 	}
-	return &lightningpb.PayInvoiceResponse{Preimage: hex.EncodeToString(pay.Preimage[:])}, nil
+	return &lightningpb.PayInvoiceResponse{Preimage: hex.EncodeToString(preimage[:])}, nil
 }
 
 // CheckInvoice reports whether one of the node's invoices was paid.
@@ -83,17 +92,48 @@ func (s *service) CheckInvoice(ctx context.Context, req *lightningpb.CheckInvoic
 }
 
 // Keysend pushes a payment to another node within the configured limits.
+// With an idempotency key, repeating the call returns the first payment's
+// outcome instead of paying again.
 func (s *service) Keysend(ctx context.Context, req *lightningpb.KeysendRequest) (*lightningpb.KeysendResponse, error) {
 	if err := s.paymentsEnabled(); err != nil {
 		return nil, s.refused(kindKeysend, err)
 	}
-	pay, err := s.spend(ctx, kindKeysend, req.Amount, func(opts lnd.PaymentOptions) (lnd.Payment, error) {
-		return s.node.Keysend(ctx, req.Pubkey, req.Amount, opts)
-	})
+	if _, err := lnd.ParsePubkey(req.Pubkey); err != nil {
+		return nil, err
+	}
+	p := payment{kind: kindKeysend, amountSat: req.Amount,
+		keysend: lnd.Keysend{Dest: strings.ToLower(req.Pubkey), AmountSat: req.Amount}}
+	if req.IdempotencyKey != "" {
+		if err := checkIdempotencyKey(req.IdempotencyKey); err != nil {
+			return nil, err
+		}
+		digest := sha256.Sum256(append(s.keyScope[:], req.IdempotencyKey...))
+		p.key = hex.EncodeToString(digest[:])
+	}
+	if _, err := rand.Read(p.keysend.Preimage[:]); err != nil {
+		return nil, status.Errorf(codes.Internal, "generate keysend preimage: %v", err)
+	}
+	p.hash = p.keysend.Hash()
+	preimage, err := s.pay(ctx, p)
 	if err != nil {
 		return nil, err
 	}
-	return &lightningpb.KeysendResponse{Preimage: hex.EncodeToString(pay.Preimage[:])}, nil
+	return &lightningpb.KeysendResponse{Preimage: hex.EncodeToString(preimage[:])}, nil
+}
+
+// maxIdempotencyKey bounds the length of a keysend's idempotency key.
+const maxIdempotencyKey = 255
+
+func checkIdempotencyKey(key string) error {
+	if len(key) > maxIdempotencyKey {
+		return status.Errorf(codes.InvalidArgument, "idempotency_key is longer than %d characters", maxIdempotencyKey)
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] < 0x21 || key[i] > 0x7e {
+			return status.Error(codes.InvalidArgument, "idempotency_key may hold only visible ASCII characters (such as a UUID)")
+		}
+	}
+	return nil
 }
 
 // Kinds of outgoing payment, for metrics, logs and events.
@@ -102,58 +142,147 @@ const (
 	kindKeysend = "keysend"
 )
 
-// spend runs a payment of amountSat within max_payment and the budget: it
-// reserves the amount plus the fee limit, then books what the payment
-// really cost. A payment whose outcome is unknown (the node stopped
-// answering) keeps its reservation. Every outcome is counted, logged and
-// sent as an event.
-func (s *service) spend(ctx context.Context, kind string, amountSat int64, pay func(lnd.PaymentOptions) (lnd.Payment, error)) (lnd.Payment, error) {
-	if amountSat <= 0 {
-		return lnd.Payment{}, status.Error(codes.InvalidArgument, "amount must be a positive number of satoshis (zero-amount invoices cannot be paid)")
-	}
-	if amountSat > s.maxPayment {
-		return lnd.Payment{}, s.refused(kind, status.Errorf(codes.PermissionDenied,
-			"amount of %d sat exceeds this server's max_payment of %d sat", amountSat, s.maxPayment))
-	}
-	opts := s.paymentOptions(amountSat)
-	reservation, err := s.budget.reserve(ctx, amountSat+opts.FeeLimitSat)
-	if err != nil {
-		return lnd.Payment{}, s.refused(kind, err)
-	}
-	p, err := pay(opts)
-	switch {
-	case err == nil && p.Earlier:
-		s.settleBudget(reservation, 0)
-		payments.WithLabelValues(kind, "repeated").Inc()
-		s.logger.Info("payment already made: returned its preimage, moved no money",
-			zap.String("kind", kind), zap.String("payment_hash", hex.EncodeToString(p.PaymentHash[:])))
-	case err == nil:
-		s.settleBudget(reservation, p.AmountSat+p.FeeSat)
-		s.recordPayment(kind, "succeeded", amountSat+p.FeeSat)
-		hash := hex.EncodeToString(p.PaymentHash[:])
-		s.logger.Info("payment sent", zap.String("kind", kind), zap.String("payment_hash", hash),
-			zap.Int64("amount_sat", p.AmountSat), zap.Int64("fee_sat", p.FeeSat))
-		s.app.emit("lightning_payment_sent", map[string]any{
-			"kind": kind, "payment_hash": hash, "amount_sat": p.AmountSat, "fee_sat": p.FeeSat,
-		})
-	default:
-		if !outcomeUnknown(err) {
-			s.settleBudget(reservation, 0)
-		}
-		s.recordPayment(kind, "failed", amountSat)
-		s.logger.Info("payment failed", zap.String("kind", kind), zap.Int64("amount_sat", amountSat), zap.Error(err))
-		s.app.emit("lightning_payment_failed", map[string]any{
-			"kind": kind, "amount_sat": amountSat, "error": status.Convert(err).Message(),
-		})
-	}
-	return p, err
+// payment is an outgoing payment a call asks for.
+type payment struct {
+	kind      string
+	hash      [32]byte
+	amountSat int64
+	key       string      // keysend idempotency key digest, or ""
+	invoice   lnd.Invoice // kindInvoice
+	keysend   lnd.Keysend // kindKeysend
 }
 
-// settleBudget books what a payment really spent; on failure the
-// reservation stays, which errs on the side of spending less.
-func (s *service) settleBudget(reservation string, sats int64) {
-	if err := s.budget.settle(reservation, sats); err != nil {
-		s.logger.Error("cannot correct the spending budget; the reservation stays", zap.Error(err))
+// pay makes a payment within max_payment and the budget, exactly once:
+//
+//  1. The ledger gets the payment before it starts (see
+//     paymentLedger.begin), reserving its amount plus fee limit. A
+//     payment hash, or idempotency key, already there is not paid
+//     again: the node is asked how that payment ended (and only if it
+//     never reached the node is it sent now, identically).
+//  2. The outcome is booked: a success at its real cost, a failure as
+//     nothing. An outcome still open keeps its reservation, and the
+//     follower books it once the node knows (paymentFollower).
+//
+// It returns the preimage, or an error that says whether the payment
+// failed for certain (safe to retry) or may still complete.
+func (s *service) pay(ctx context.Context, p payment) ([32]byte, error) {
+	if p.amountSat <= 0 {
+		return [32]byte{}, status.Error(codes.InvalidArgument, "amount must be a positive number of satoshis (zero-amount invoices cannot be paid)")
+	}
+	if p.amountSat > s.maxPayment {
+		return [32]byte{}, s.refused(p.kind, status.Errorf(codes.PermissionDenied,
+			"amount of %d sat exceeds this server's max_payment of %d sat", p.amountSat, s.maxPayment))
+	}
+	opts := s.paymentOptions(p.amountSat)
+	entry, fresh, err := s.ledger.begin(ctx, newPayment{
+		hash: p.hash, kind: p.kind, key: p.key, dest: p.keysend.Dest, preimage: p.keysend.Preimage,
+		amountSat: p.amountSat, feeLimitSat: opts.FeeLimitSat, followAfter: now().Add(s.followAfter),
+	}, s.budget)
+	if err != nil {
+		return [32]byte{}, s.refused(p.kind, err)
+	}
+	if !fresh && p.kind == kindKeysend {
+		// The idempotency key names an earlier keysend: that one counts.
+		p.keysend.Preimage = [32]byte{}
+		if raw, err := hex.DecodeString(entry.Preimage); err == nil {
+			copy(p.keysend.Preimage[:], raw)
+		}
+		if raw, err := hex.DecodeString(entry.Hash); err == nil {
+			copy(p.hash[:], raw)
+		}
+	}
+	defer s.ledger.paying(p.hash)()
+
+	out, err := s.outcome(ctx, p, entry, fresh, opts)
+	if err != nil {
+		if fresh {
+			s.conclude(p.hash, func() (bool, error) { return s.ledger.release(p.hash, "not sent: "+status.Convert(err).Message()) })
+		}
+		return [32]byte{}, s.refused(p.kind, beforeSending(err))
+	}
+	booked := s.conclude(p.hash, func() (bool, error) { return s.ledger.record(p.hash, out) })
+	s.report(p.kind, out, booked, !fresh)
+	if _, open := out.(lnd.Unknown); open {
+		s.ledger.wakeFollower()
+	}
+	return answer(p, out, !fresh)
+}
+
+// outcome makes the payment, or learns the outcome of the one the ledger
+// already has.
+func (s *service) outcome(ctx context.Context, p payment, entry ledgerEntry, fresh bool, opts lnd.PaymentOptions) (lnd.Outcome, error) {
+	send := func() (lnd.Outcome, error) {
+		if p.kind == kindKeysend {
+			return s.node.Keysend(ctx, p.keysend, opts)
+		}
+		return s.node.PayInvoice(ctx, p.invoice, opts)
+	}
+	switch {
+	case fresh:
+		return send()
+	case entry.State == stateFailed: // a keysend's idempotency key keeps its result
+		return lnd.Failed{PaymentHash: p.hash, Reason: lnd.FailureReason(entry.Reason)}, nil
+	}
+	trackCtx, cancel := context.WithTimeout(ctx, s.paymentTimeout)
+	defer cancel()
+	out, err := s.node.TrackPayment(trackCtx, p.hash)
+	if !errors.Is(err, lnd.ErrPaymentNotFound) {
+		return out, err
+	}
+	// The ledger has the payment but the node has not seen it (the
+	// request that began it ended before sending, or is sending now):
+	// sending it, the same payment, cannot pay twice.
+	if p.kind == kindKeysend && p.keysend.Preimage == [32]byte{} {
+		return lnd.Unknown{PaymentHash: p.hash, Cause: errors.New("the node has no record of this keysend")}, nil
+	}
+	return send()
+}
+
+// conclude runs a ledger change after a payment, logging a failure to
+// store it (the ledger then errs on the side of spending less: an open
+// payment stays reserved), and reports whether the entry changed.
+func (s *service) conclude(hash [32]byte, change func() (bool, error)) bool {
+	changed, err := change()
+	if err != nil {
+		s.logger.Error("cannot record the payment's outcome in the ledger; it stays reserved until the node is asked again",
+			zap.String("payment_hash", hex.EncodeToString(hash[:])), zap.Error(err))
+	}
+	return changed
+}
+
+// report counts, logs and emits an event for a payment's outcome. A
+// success that this call did not make (a repeat, or a payment the node had
+// made before) counts as "repeated".
+func (s *service) report(kind string, out lnd.Outcome, booked, repeat bool) {
+	hash := out.Hash()
+	hashHex := hex.EncodeToString(hash[:])
+	switch out := out.(type) {
+	case lnd.Succeeded:
+		if repeat || out.Earlier {
+			payments.WithLabelValues(kind, "repeated").Inc()
+			s.logger.Info("payment made before: returned its preimage, moved no money",
+				zap.String("kind", kind), zap.String("payment_hash", hashHex), zap.Bool("booked_now", booked))
+			return
+		}
+		s.recordPayment(kind, "succeeded", out.AmountSat+out.FeeSat)
+		s.logger.Info("payment sent", zap.String("kind", kind), zap.String("payment_hash", hashHex),
+			zap.Int64("amount_sat", out.AmountSat), zap.Int64("fee_sat", out.FeeSat))
+		s.app.emit("lightning_payment_sent", map[string]any{
+			"kind": kind, "payment_hash": hashHex, "amount_sat": out.AmountSat, "fee_sat": out.FeeSat,
+		})
+	case lnd.Failed:
+		payments.WithLabelValues(kind, "failed").Inc()
+		s.logger.Info("payment failed", zap.String("kind", kind), zap.String("payment_hash", hashHex),
+			zap.String("reason", string(out.Reason)))
+		s.app.emit("lightning_payment_failed", map[string]any{
+			"kind": kind, "payment_hash": hashHex, "reason": string(out.Reason),
+		})
+	case lnd.Unknown:
+		payments.WithLabelValues(kind, "unknown").Inc()
+		s.logger.Warn("payment outcome unknown: it stays reserved and is followed until the node knows",
+			zap.String("kind", kind), zap.String("payment_hash", hashHex), zap.Bool("in_flight", out.InFlight),
+			zap.String("cause", out.Cause.Error()))
+		s.app.emit("lightning_payment_unknown", map[string]any{"kind": kind, "payment_hash": hashHex})
 	}
 }
 
@@ -162,20 +291,10 @@ func (s *service) recordPayment(kind, result string, sats int64) {
 	paymentSats.WithLabelValues(kind, result).Add(float64(sats))
 }
 
-// refused counts a payment the limits did not allow, and returns err.
+// refused counts a payment that was not made, and returns err.
 func (s *service) refused(kind string, err error) error {
 	payments.WithLabelValues(kind, "refused").Inc()
 	return err
-}
-
-// outcomeUnknown reports whether a payment that returned err may still
-// have moved money.
-func outcomeUnknown(err error) bool {
-	switch status.Code(err) {
-	case codes.DeadlineExceeded, codes.Unavailable, codes.Canceled, codes.Unknown, codes.Internal:
-		return true
-	}
-	return false
 }
 
 func (s *service) paymentsEnabled() error {
@@ -186,11 +305,11 @@ func (s *service) paymentsEnabled() error {
 }
 
 // paymentOptions gives the fee limit (MaxFee, or 1% of the amount and at
-// least 10 sat) and timeout for a payment of amountSat.
+// least 10 sat), timeout and CLTV limit for a payment of amountSat.
 func (s *service) paymentOptions(amountSat int64) lnd.PaymentOptions {
 	fee := s.maxFee
 	if fee == 0 {
 		fee = max(10, amountSat/100)
 	}
-	return lnd.PaymentOptions{FeeLimitSat: fee, Timeout: s.paymentTimeout}
+	return lnd.PaymentOptions{FeeLimitSat: fee, Timeout: s.paymentTimeout, CLTVLimit: s.cltvLimit}
 }

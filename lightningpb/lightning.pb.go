@@ -316,9 +316,15 @@ type KeysendRequest struct {
 	// The destination node's public key, 33 bytes hex encoded.
 	Pubkey string `protobuf:"bytes,1,opt,name=pubkey,proto3" json:"pubkey,omitempty"`
 	// The amount of satoshis to send.
-	Amount        int64 `protobuf:"varint,2,opt,name=amount,proto3" json:"amount,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Amount int64 `protobuf:"varint,2,opt,name=amount,proto3" json:"amount,omitempty"`
+	// Optional, chosen by the client (a UUID, say; up to 255 visible ASCII
+	// characters): a keysend with the key of an earlier one, to the same
+	// destination and amount, makes no new payment but returns the
+	// earlier one's outcome. Keys are remembered for at least 24 hours
+	// and are private to each API key.
+	IdempotencyKey string `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *KeysendRequest) Reset() {
@@ -363,6 +369,13 @@ func (x *KeysendRequest) GetAmount() int64 {
 		return x.Amount
 	}
 	return 0
+}
+
+func (x *KeysendRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
 }
 
 // Represents a response back from a keysend payment.
@@ -428,10 +441,11 @@ const file_lightningpb_lightning_proto_rawDesc = "" +
 	"\x13CheckInvoiceRequest\x12\x18\n" +
 	"\ainvoice\x18\x01 \x01(\tR\ainvoice\"*\n" +
 	"\x14CheckInvoiceResponse\x12\x12\n" +
-	"\x04paid\x18\x01 \x01(\bR\x04paid\"@\n" +
+	"\x04paid\x18\x01 \x01(\bR\x04paid\"i\n" +
 	"\x0eKeysendRequest\x12\x16\n" +
 	"\x06pubkey\x18\x01 \x01(\tR\x06pubkey\x12\x16\n" +
-	"\x06amount\x18\x02 \x01(\x03R\x06amount\"-\n" +
+	"\x06amount\x18\x02 \x01(\x03R\x06amount\x12'\n" +
+	"\x0fidempotency_key\x18\x03 \x01(\tR\x0eidempotencyKey\"-\n" +
 	"\x0fKeysendResponse\x12\x1a\n" +
 	"\bpreimage\x18\x01 \x01(\tR\bpreimage2\xc3\x02\n" +
 	"\tLightning\x12X\n" +

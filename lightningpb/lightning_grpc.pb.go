@@ -46,7 +46,9 @@ type LightningClient interface {
 	// CheckInvoice reports whether an invoice of the node was paid.
 	// HTTP: POST /v1/lightning/checkinvoice
 	CheckInvoice(ctx context.Context, in *CheckInvoiceRequest, opts ...grpc.CallOption) (*CheckInvoiceResponse, error)
-	// Keysend pushes a payment to another node without an invoice.
+	// Keysend pushes a payment to another node without an invoice. With
+	// an idempotency_key, repeating the call returns the first payment's
+	// outcome instead of paying again.
 	// HTTP: POST /v1/lightning/keysend
 	Keysend(ctx context.Context, in *KeysendRequest, opts ...grpc.CallOption) (*KeysendResponse, error)
 }
@@ -116,7 +118,9 @@ type LightningServer interface {
 	// CheckInvoice reports whether an invoice of the node was paid.
 	// HTTP: POST /v1/lightning/checkinvoice
 	CheckInvoice(context.Context, *CheckInvoiceRequest) (*CheckInvoiceResponse, error)
-	// Keysend pushes a payment to another node without an invoice.
+	// Keysend pushes a payment to another node without an invoice. With
+	// an idempotency_key, repeating the call returns the first payment's
+	// outcome instead of paying again.
 	// HTTP: POST /v1/lightning/keysend
 	Keysend(context.Context, *KeysendRequest) (*KeysendResponse, error)
 	mustEmbedUnimplementedLightningServer()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -131,6 +132,53 @@ func TestInvoiceLifecycle(t *testing.T) {
 	wantCode(t, err, codes.InvalidArgument, "memo")
 }
 
+// Every invoice states its expiry: the default is an hour (not lnd's 24 h),
+// and sub-second expiries are refused, not truncated to 0.
+func TestInvoiceExpiry(t *testing.T) {
+	node := lndtest.Start(t)
+	c := newClient(t, node, 0)
+	for _, tt := range []struct {
+		expiry, want time.Duration
+	}{{0, time.Hour}, {1500 * time.Millisecond, 2 * time.Second}, {10 * time.Minute, 10 * time.Minute}} {
+		inv, err := c.CreateInvoice(ctx(t), 10, "", tt.expiry)
+		if err != nil {
+			t.Fatal(err)
+		}
+		decoded, err := c.DecodeInvoice(ctx(t), inv.PaymentRequest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := decoded.ExpiresAt.Sub(inv.ExpiresAt); d < -time.Second || d > time.Second {
+			t.Errorf("expiry %s: the invoice expires at %s, CreateInvoice says %s", tt.expiry, decoded.ExpiresAt, inv.ExpiresAt)
+		}
+		if d := time.Until(decoded.ExpiresAt); d > tt.want || d < tt.want-5*time.Second {
+			t.Errorf("expiry %s: the invoice expires in %s, want %s", tt.expiry, d, tt.want)
+		}
+	}
+	_, err := c.CreateInvoice(ctx(t), 10, "", 500*time.Millisecond)
+	wantCode(t, err, codes.InvalidArgument, "at least one second")
+}
+
+// A paid AMP invoice is reported paid, as lnd v0.21 reports it: SETTLED
+// through its HTLC set, with no preimage of its own.
+func TestAMPInvoicePaid(t *testing.T) {
+	node := lndtest.Start(t)
+	c := newClient(t, node, 0)
+	resp, err := lnrpc.NewLightningClient(node.Dial(t)).AddInvoice(ctx(t), &lnrpc.Invoice{Value: 1000, IsAmp: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if paid, err := c.CheckInvoice(ctx(t), resp.PaymentRequest); err != nil || paid {
+		t.Fatalf("open AMP invoice: paid %t, %v", paid, err)
+	}
+	if err := node.Settle([32]byte(resp.RHash)); err != nil {
+		t.Fatal(err)
+	}
+	if paid, err := c.CheckInvoice(ctx(t), resp.PaymentRequest); err != nil || !paid {
+		t.Fatalf("paid AMP invoice: paid %t, %v", paid, err)
+	}
+}
+
 func TestDecodeInvoiceErrors(t *testing.T) {
 	node := lndtest.Start(t)
 	c := newClient(t, node, 0)
@@ -157,6 +205,19 @@ func TestDecodeInvoiceErrors(t *testing.T) {
 	}
 }
 
+// paid returns a function that takes a payment's results and returns its
+// Succeeded outcome, or fails the test: paid(t)(c.PayInvoice(...)).
+func paid(t *testing.T) func(lnd.Outcome, error) lnd.Succeeded {
+	return func(out lnd.Outcome, err error) lnd.Succeeded {
+		t.Helper()
+		s, ok := out.(lnd.Succeeded)
+		if err != nil || !ok {
+			t.Fatalf("payment: %#v, %v; want Succeeded", out, err)
+		}
+		return s
+	}
+}
+
 func TestPayInvoice(t *testing.T) {
 	node := lndtest.Start(t)
 	c := newClient(t, node, 0)
@@ -166,12 +227,14 @@ func TestPayInvoice(t *testing.T) {
 		t.Fatal(err)
 	}
 	opts := lnd.PaymentOptions{FeeLimitSat: 10, Timeout: 5 * time.Second}
-	pay, err := c.PayInvoice(ctx(t), inv, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if pay.Preimage != preimage || pay.PaymentHash != inv.PaymentHash || pay.AmountSat != 250 {
+	pay := paid(t)(c.PayInvoice(ctx(t), inv, opts))
+	if pay.Preimage != preimage || pay.PaymentHash != inv.PaymentHash || pay.AmountSat != 250 || pay.FeeSat != 1 ||
+		pay.Earlier || pay.CreatedAt.IsZero() {
 		t.Errorf("payment = %+v", pay)
+	}
+	again := paid(t)(c.PayInvoice(ctx(t), inv, opts))
+	if again.Preimage != preimage || !again.Earlier {
+		t.Errorf("second payment = %+v, want the first, Earlier", again)
 	}
 
 	// Many concurrent payments of one invoice: one leaves the node, all
@@ -185,9 +248,9 @@ func TestPayInvoice(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p, err := c.PayInvoice(ctx(t), inv2, opts)
-			if err == nil && p.Preimage != preimage2 {
-				err = status.Error(codes.Internal, "wrong preimage")
+			out, err := c.PayInvoice(ctx(t), inv2, opts)
+			if s, ok := out.(lnd.Succeeded); err == nil && (!ok || s.Preimage != preimage2) {
+				err = status.Errorf(codes.Internal, "outcome %#v", out)
 			}
 			errs <- err
 		}()
@@ -199,32 +262,57 @@ func TestPayInvoice(t *testing.T) {
 			t.Errorf("concurrent payment: %v", err)
 		}
 	}
-	if sends, tracks := node.Calls("SendPaymentV2"), node.Calls("TrackPaymentV2"); sends != 11 || tracks != 9 {
-		t.Errorf("SendPaymentV2 = %d, TrackPaymentV2 = %d; want 11 and 9 (one real payment)", sends, tracks)
+	if sends, tracks := node.Calls("SendPaymentV2"), node.Calls("TrackPaymentV2"); sends != 12 || tracks != 10 {
+		t.Errorf("SendPaymentV2 = %d, TrackPaymentV2 = %d; want 12 and 10 (one real payment)", sends, tracks)
+	}
+	for _, p := range node.Payments() {
+		if p.Attempts != 1 || p.CLTVLimit != lnd.DefaultCLTVLimit {
+			t.Errorf("payment %x: %d attempts, cltv_limit %d; want 1 and %d", p.Hash[:4], p.Attempts, p.CLTVLimit, lnd.DefaultCLTVLimit)
+		}
 	}
 }
 
-func TestPaymentErrors(t *testing.T) {
+// Failed payments are Failed outcomes with lnd's reason, TIMEOUT and
+// ERROR included: none of them is an outcome left open.
+func TestPaymentFailures(t *testing.T) {
 	node := lndtest.Start(t)
 	c := newClient(t, node, 0)
 	opts := lnd.PaymentOptions{FeeLimitSat: 10, Timeout: 5 * time.Second}
-	pay := func(payreq string, opts lnd.PaymentOptions) error {
+	for reason, want := range map[lnrpc.PaymentFailureReason]lnd.FailureReason{
+		lnrpc.PaymentFailureReason_FAILURE_REASON_NO_ROUTE:                  lnd.FailureNoRoute,
+		lnrpc.PaymentFailureReason_FAILURE_REASON_INSUFFICIENT_BALANCE:      lnd.FailureInsufficientBalance,
+		lnrpc.PaymentFailureReason_FAILURE_REASON_TIMEOUT:                   lnd.FailureTimeout,
+		lnrpc.PaymentFailureReason_FAILURE_REASON_INCORRECT_PAYMENT_DETAILS: lnd.FailureIncorrectDetails,
+		lnrpc.PaymentFailureReason_FAILURE_REASON_ERROR:                     lnd.FailureError,
+	} {
+		payreq, _ := node.NewPayableInvoice(10, lndtest.InvoiceFailure(reason))
 		inv, err := c.DecodeInvoice(ctx(t), payreq)
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = c.PayInvoice(ctx(t), inv, opts)
-		return err
+		out, err := c.PayInvoice(ctx(t), inv, opts)
+		if f, ok := out.(lnd.Failed); err != nil || !ok || f.Reason != want || f.PaymentHash != inv.PaymentHash {
+			t.Errorf("%s: %#v, %v; want Failed %s", reason, out, err, want)
+		}
 	}
-	for reason, want := range map[lnrpc.PaymentFailureReason]codes.Code{
-		lnrpc.PaymentFailureReason_FAILURE_REASON_NO_ROUTE:                  codes.FailedPrecondition,
-		lnrpc.PaymentFailureReason_FAILURE_REASON_INSUFFICIENT_BALANCE:      codes.FailedPrecondition,
-		lnrpc.PaymentFailureReason_FAILURE_REASON_TIMEOUT:                   codes.DeadlineExceeded,
-		lnrpc.PaymentFailureReason_FAILURE_REASON_INCORRECT_PAYMENT_DETAILS: codes.InvalidArgument,
-		lnrpc.PaymentFailureReason_FAILURE_REASON_ERROR:                     codes.Unknown,
-	} {
-		payreq, _ := node.NewPayableInvoice(10, lndtest.InvoiceFailure(reason))
-		wantCode(t, pay(payreq, opts), want, "payment failed")
+}
+
+// Payments the node never starts are errors, with no outcome.
+func TestPaymentRefusals(t *testing.T) {
+	node := lndtest.Start(t)
+	c := newClient(t, node, 0)
+	opts := lnd.PaymentOptions{FeeLimitSat: 10, Timeout: 5 * time.Second}
+	pay := func(payreq string, opts lnd.PaymentOptions) error {
+		t.Helper()
+		inv, err := c.DecodeInvoice(ctx(t), payreq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := c.PayInvoice(ctx(t), inv, opts)
+		if out != nil {
+			t.Errorf("refused payment has an outcome %#v", out)
+		}
+		return err
 	}
 	zero, _ := node.NewPayableInvoice(0)
 	wantCode(t, pay(zero, opts), codes.InvalidArgument, "zero-amount")
@@ -232,38 +320,146 @@ func TestPaymentErrors(t *testing.T) {
 	wantCode(t, pay(expired, opts), codes.FailedPrecondition, "expired")
 	ok, _ := node.NewPayableInvoice(10)
 	wantCode(t, pay(ok, lnd.PaymentOptions{}), codes.InvalidArgument, "fee limit")
+	wantCode(t, pay(ok, lnd.PaymentOptions{FeeLimitSat: 10, Timeout: 500 * time.Millisecond}), codes.InvalidArgument, "at least one second")
+	wantCode(t, pay(ok, lnd.PaymentOptions{FeeLimitSat: 10, CLTVLimit: 5000}), codes.InvalidArgument, "the node refused the payment: total time lock of 5000 exceeds max allowed 2016")
 	own, err := c.CreateInvoice(ctx(t), 10, "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := pay(own.PaymentRequest, opts); err == nil {
-		t.Error("paying the node's own invoice succeeded")
+	wantCode(t, pay(own.PaymentRequest, opts), codes.InvalidArgument, "a node cannot pay itself")
+
+	// A plain error from lnd before the payment started is a refusal:
+	// the node has no payment to the hash.
+	node.SetErrorOnce("SendPaymentV2", errors.New("invoice expired. Valid until ..."))
+	wantCode(t, pay(ok, opts), codes.InvalidArgument, "the node refused the payment: invoice expired")
+
+	// A node that cannot be reached before anything is sent: nothing was.
+	// (Once the client has seen the node go: a request sent on a
+	// connection the node is closing may have reached it, and is Unknown.)
+	node.Stop()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := c.Info(ctx(t)); err != nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	wantCode(t, pay(ok, opts), codes.Unavailable, "lnd node unavailable")
+	if got := node.Payments(); len(got) != 0 {
+		t.Errorf("refused payments reached the node: %+v", got)
+	}
+}
+
+// TestShutdownMidPayment: lnd answers "routerrpc server shutting down"
+// (code Unknown) when it stops with a payment in flight. That is an
+// Unknown outcome, not a refusal; the payment completes after the
+// restart and paying again returns it without a second payment.
+func TestShutdownMidPayment(t *testing.T) {
+	node := lndtest.Start(t)
+	c := newClient(t, node, 2*time.Second)
+	payreq, preimage := node.NewPayableInvoice(300, lndtest.InvoiceHeld())
+	inv, err := c.DecodeInvoice(ctx(t), payreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := lnd.PaymentOptions{FeeLimitSat: 10, Timeout: 30 * time.Second}
+	type result struct {
+		out lnd.Outcome
+		err error
+	}
+	results := make(chan result, 1)
+	go func() {
+		out, err := c.PayInvoice(ctx(t), inv, opts)
+		results <- result{out, err}
+	}()
+	waitFor(t, func() bool { p := node.Payments(); return len(p) == 1 && p[0].Status == lnrpc.Payment_IN_FLIGHT })
+	node.Stop()
+	r := <-results
+	u, ok := r.out.(lnd.Unknown)
+	if r.err != nil || !ok || u.PaymentHash != inv.PaymentHash || !strings.Contains(u.Cause.Error(), "routerrpc server shutting down") {
+		t.Fatalf("payment when the node shut down: %#v, %v; want Unknown because of the shutdown", r.out, r.err)
+	}
+	t.Logf("outcome: %v", u.Cause)
+
+	if err := node.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return c.Ready(ctx(t)) == nil })
+	tracked := make(chan result, 1)
+	go func() {
+		out, err := c.TrackPayment(ctx(t), inv.PaymentHash)
+		tracked <- result{out, err}
+	}()
+	if err := node.SettleHeld(inv.PaymentHash); err != nil {
+		t.Fatal(err)
+	}
+	r = <-tracked
+	if s := paid(t)(r.out, r.err); s.Preimage != preimage || s.AmountSat != 300 {
+		t.Errorf("tracked %+v", s)
+	}
+	if s := paid(t)(c.PayInvoice(ctx(t), inv, opts)); !s.Earlier || s.Preimage != preimage {
+		t.Errorf("paying again: %+v, want the first payment", s)
+	}
+	if p := node.Payments(); len(p) != 1 || p[0].Attempts != 1 {
+		t.Errorf("node payments %+v, want one attempt", p)
+	}
+}
+
+// A payment still in flight when the client stops waiting is Unknown and
+// InFlight; TrackPayment follows it to its end.
+func TestPaymentStillInFlight(t *testing.T) {
+	node := lndtest.Start(t)
+	c := newClient(t, node, 300*time.Millisecond)
+	payreq, _ := node.NewPayableInvoice(10, lndtest.InvoiceHeld())
+	inv, _ := c.DecodeInvoice(ctx(t), payreq)
+	out, err := c.PayInvoice(ctx(t), inv, lnd.PaymentOptions{FeeLimitSat: 10, Timeout: time.Second})
+	if u, ok := out.(lnd.Unknown); err != nil || !ok || !u.InFlight {
+		t.Fatalf("held payment: %#v, %v; want Unknown in flight", out, err)
+	}
+	if err := node.CancelHeld(inv.PaymentHash); err != nil {
+		t.Fatal(err)
+	}
+	out, err = c.TrackPayment(ctx(t), inv.PaymentHash)
+	if f, ok := out.(lnd.Failed); err != nil || !ok || f.Reason != lnd.FailureIncorrectDetails {
+		t.Fatalf("after the payee canceled: %#v, %v", out, err)
+	}
+	if _, err := c.TrackPayment(ctx(t), [32]byte{1}); !errors.Is(err, lnd.ErrPaymentNotFound) {
+		t.Errorf("TrackPayment of an unknown hash: %v, want ErrPaymentNotFound", err)
 	}
 }
 
 func TestKeysend(t *testing.T) {
 	node := lndtest.Start(t)
 	c := newClient(t, node, 0)
-	opts := lnd.PaymentOptions{FeeLimitSat: 10}
-	pay, err := c.Keysend(ctx(t), node.PeerPubkey(), 77, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sha256.Sum256(pay.Preimage[:]) != pay.PaymentHash || pay.AmountSat != 77 {
+	opts := lnd.PaymentOptions{FeeLimitSat: 10, CLTVLimit: 500}
+	k := lnd.Keysend{Dest: node.PeerPubkey(), AmountSat: 77, Preimage: [32]byte{7}}
+	pay := paid(t)(c.Keysend(ctx(t), k, opts))
+	if pay.Preimage != k.Preimage || pay.PaymentHash != sha256.Sum256(k.Preimage[:]) || pay.AmountSat != 77 {
 		t.Errorf("keysend payment = %+v", pay)
 	}
-	_, err = c.Keysend(ctx(t), "zz", 1, opts)
-	wantCode(t, err, codes.InvalidArgument, "33-byte")
-	_, err = c.Keysend(ctx(t), node.PeerPubkey(), -1, opts)
-	wantCode(t, err, codes.InvalidArgument, "positive")
-	_, err = c.Keysend(ctx(t), "05"+node.Pubkey()[2:], 1, opts)
-	wantCode(t, err, codes.InvalidArgument, "not a valid public key")
+	if again := paid(t)(c.Keysend(ctx(t), k, opts)); !again.Earlier {
+		t.Errorf("the same keysend again: %+v, want the first payment", again)
+	}
+	if p := node.Payments(); len(p) != 1 || p[0].Attempts != 1 || p[0].CLTVLimit != 500 {
+		t.Errorf("node payments %+v, want one attempt with cltv_limit 500", p)
+	}
+	for _, bad := range []struct {
+		k    lnd.Keysend
+		want string
+	}{
+		{lnd.Keysend{Dest: "zz", AmountSat: 1}, "33-byte"},
+		{lnd.Keysend{Dest: node.PeerPubkey(), AmountSat: -1}, "positive"},
+		{lnd.Keysend{Dest: "05" + node.Pubkey()[2:], AmountSat: 1}, "not a valid public key"},
+	} {
+		_, err := c.Keysend(ctx(t), bad.k, opts)
+		wantCode(t, err, codes.InvalidArgument, bad.want)
+	}
 	stranger, err := btcec.NewPrivateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.Keysend(ctx(t), hex.EncodeToString(stranger.PubKey().SerializeCompressed()), 1, opts)
-	wantCode(t, err, codes.FailedPrecondition, "no route")
+	out, err := c.Keysend(ctx(t), lnd.Keysend{Dest: hex.EncodeToString(stranger.PubKey().SerializeCompressed()), AmountSat: 1, Preimage: [32]byte{8}}, opts)
+	if f, ok := out.(lnd.Failed); err != nil || !ok || f.Reason != lnd.FailureNoRoute {
+		t.Errorf("keysend to a stranger: %#v, %v; want Failed no route", out, err)
+	}
 }
 
 func TestUnavailableAndRecovery(t *testing.T) {
@@ -351,6 +547,70 @@ func TestSubscribeSettlements(t *testing.T) {
 	}
 	hash := settle()
 	expect(hash)
+}
+
+// TestSettlementsWhileDisconnected: settlements made while the stream is
+// down are reported once it is back, also before the stream saw any
+// event: on a node with settled invoices (the subscription starts from
+// the latest settle index) and on one without (the latest invoices are
+// read again).
+func TestSettlementsWhileDisconnected(t *testing.T) {
+	for _, history := range []bool{true, false} {
+		node := lndtest.Start(t)
+		c := newClient(t, node, 0)
+		var old lnd.Invoice
+		if history {
+			old = invoice(t, c, 5)
+			if err := node.Settle(old.PaymentHash); err != nil {
+				t.Fatal(err)
+			}
+		}
+		settled := make(chan lnd.Settlement, 10)
+		subCtx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			c.SubscribeSettlements(subCtx, func(s lnd.Settlement) { settled <- s }, nil)
+			close(done)
+		}()
+		waitFor(t, func() bool { return node.InvoiceSubscribers() == 1 })
+		if history {
+			select {
+			case s := <-settled:
+				if s.PaymentHash != old.PaymentHash {
+					t.Errorf("first report %x, want the invoice settled before", s.PaymentHash[:4])
+				}
+			case <-time.After(10 * time.Second):
+				t.Error("the invoice settled before the subscription was not reported")
+			}
+		}
+		pending := invoice(t, c, 31)
+		node.Stop()
+		if err := node.Settle(pending.PaymentHash); err != nil {
+			t.Fatal(err)
+		}
+		if err := node.Restart(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case s := <-settled:
+			if s.PaymentHash != pending.PaymentHash || s.AmountSat != 31 {
+				t.Errorf("history %t: settlement %+v, want the one made while disconnected", history, s)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("history %t: the settlement made while disconnected was not reported", history)
+		}
+		cancel()
+		<-done
+	}
+}
+
+func invoice(t *testing.T, c *lnd.Client, sat int64) lnd.Invoice {
+	t.Helper()
+	inv, err := c.CreateInvoice(ctx(t), sat, "", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inv
 }
 
 func waitFor(t *testing.T, cond func() bool) {

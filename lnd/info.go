@@ -83,7 +83,9 @@ type nodeIdentity struct {
 }
 
 // identity returns the node's public key and network, asking the node
-// (GetInfo, info:read) the first time.
+// (GetInfo, info:read) until it has answered once. No lock is held during
+// the call: callers that race the first answer each ask and store the same
+// identity.
 func (c *Client) identity(ctx context.Context) (*nodeIdentity, error) {
 	if self := c.self.Load(); self != nil && self.pubkey != "" {
 		return self, nil

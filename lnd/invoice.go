@@ -50,9 +50,14 @@ const (
 	InvoiceAccepted
 )
 
+// DefaultInvoiceExpiry is how long an invoice can be paid when
+// CreateInvoice is given no expiry. lnd's own default (24 h) is never
+// relied on: every invoice states its expiry.
+const DefaultInvoiceExpiry = time.Hour
+
 // CreateInvoice asks the node for an invoice of amountSat with memo,
-// payable for expiry (0: the node's default of one hour), with route hints
-// as Config.RouteHints says.
+// payable for expiry: whole seconds, rounded up, at least one (0 means
+// DefaultInvoiceExpiry), with route hints as Config.RouteHints says.
 func (c *Client) CreateInvoice(ctx context.Context, amountSat int64, memo string, expiry time.Duration) (Invoice, error) {
 	if amountSat <= 0 {
 		return Invoice{}, status.Error(codes.InvalidArgument, "amount must be a positive number of satoshis")
@@ -60,12 +65,20 @@ func (c *Client) CreateInvoice(ctx context.Context, amountSat int64, memo string
 	if len(memo) > MaxMemoBytes {
 		return Invoice{}, status.Errorf(codes.InvalidArgument, "memo is %d bytes, the limit is %d", len(memo), MaxMemoBytes)
 	}
+	if expiry == 0 {
+		expiry = DefaultInvoiceExpiry
+	}
+	if expiry < time.Second {
+		return Invoice{}, status.Error(codes.InvalidArgument, "invoice expiry must be at least one second")
+	}
+	seconds := wholeSeconds(expiry)
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
+	created := now()
 	resp, err := c.rpc.AddInvoice(ctx, &lndrpc.Invoice{
 		Value:   amountSat,
 		Memo:    memo,
-		Expiry:  int64(expiry / time.Second),
+		Expiry:  seconds,
 		Private: c.routeHints(ctx, amountSat),
 	})
 	if err != nil {
@@ -75,20 +88,13 @@ func (c *Client) CreateInvoice(ctx context.Context, amountSat int64, memo string
 		PaymentRequest: resp.PaymentRequest,
 		AmountSat:      amountSat,
 		AddIndex:       resp.AddIndex,
-		ExpiresAt:      now().Add(expiryOrDefault(expiry)),
+		ExpiresAt:      created.Add(time.Duration(seconds) * time.Second),
 	}
 	if copy(inv.PaymentHash[:], resp.RHash) != len(inv.PaymentHash) {
 		return Invoice{}, status.Errorf(codes.Internal, "node returned a %d-byte payment hash", len(resp.RHash))
 	}
 	c.learnNetwork(resp.PaymentRequest)
 	return inv, nil
-}
-
-func expiryOrDefault(expiry time.Duration) time.Duration {
-	if expiry <= 0 {
-		return time.Hour
-	}
-	return expiry
 }
 
 // DecodeInvoice parses a BOLT 11 invoice and checks that it is for the
@@ -175,9 +181,11 @@ func invoiceNetwork(invoice string, params *chaincfg.Params) string {
 
 // InvoiceStatus is what the node says of one of its invoices.
 type InvoiceStatus struct {
-	// State is the invoice's state.
+	// State is the invoice's state. A paid AMP invoice, which lnd keeps
+	// open for further payments, is InvoiceSettled.
 	State InvoiceState
-	// Preimage is the payment's proof, known once the invoice is settled.
+	// Preimage is the payment's proof, known once the invoice is settled
+	// (an AMP invoice has none: each of its payments has its own).
 	Preimage [32]byte
 	// AmountPaidSat is what was paid, once settled.
 	AmountPaidSat int64
@@ -198,19 +206,34 @@ func (c *Client) LookupInvoice(ctx context.Context, paymentHash [32]byte) (Invoi
 	}
 	c.learnNetwork(resp.PaymentRequest)
 	var st InvoiceStatus
-	switch resp.State {
-	case lndrpc.Invoice_SETTLED:
+	switch {
+	case resp.State == lndrpc.Invoice_SETTLED || ampSettled(resp):
 		st.State = InvoiceSettled
 		st.AmountPaidSat = resp.AmtPaidSat
 		copy(st.Preimage[:], resp.RPreimage)
-	case lndrpc.Invoice_CANCELED:
+	case resp.State == lndrpc.Invoice_CANCELED:
 		st.State = InvoiceCanceled
-	case lndrpc.Invoice_ACCEPTED:
+	case resp.State == lndrpc.Invoice_ACCEPTED:
 		st.State = InvoiceAccepted
 	default:
 		st.State = InvoiceOpen
 	}
 	return st, nil
+}
+
+// ampSettled reports whether an AMP invoice was paid. lnd keeps such an
+// invoice OPEN, as it may be paid again, and reports each payment as a
+// settled HTLC set (when it lists them) and in amt_paid.
+func ampSettled(inv *lndrpc.Invoice) bool {
+	if !inv.IsAmp {
+		return false
+	}
+	for _, set := range inv.AmpInvoiceState {
+		if set.State == lndrpc.InvoiceHTLCState_SETTLED {
+			return true
+		}
+	}
+	return inv.AmtPaidSat > 0
 }
 
 // CheckInvoice reports whether the node's invoice was paid: it decodes the

@@ -2,10 +2,9 @@ package lnd
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"time"
@@ -13,88 +12,120 @@ import (
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/lightningcaddy/caddy-lightning/lnd/lndrpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 )
 
 // KeysendRecord is the custom record type that carries a keysend preimage.
 const KeysendRecord = 5482373484
 
-// Payment limits; see PayInvoice and Keysend.
+// Payment defaults; see PaymentOptions.
+const (
+	// DefaultPaymentTimeout bounds the node's search for a route.
+	DefaultPaymentTimeout = 60 * time.Second
+	// DefaultCLTVLimit bounds, in blocks, how long an outgoing HTLC may
+	// stay locked if the payee (or a node on the route) holds it: about a
+	// week. lnd's own bound, --max-cltv-expiry, defaults to 2016.
+	DefaultCLTVLimit = 1008
+)
+
+// PaymentOptions limits a payment; see PayInvoice and Keysend.
 type PaymentOptions struct {
 	// FeeLimitSat is the most the node may pay in routing fees. It must be
-	// set: LND reads 0 as "zero-fee routes only".
+	// set: lnd reads 0 as "zero-fee routes only".
 	FeeLimitSat int64
-	// Timeout bounds the node's search for a route. Default: 60 s.
+	// Timeout bounds the node's search for a route, in whole seconds
+	// (rounded up; at least one). Default: DefaultPaymentTimeout.
 	Timeout time.Duration
+	// CLTVLimit is the most blocks the payment's HTLCs may stay locked
+	// (lnd's cltv_limit). Default: DefaultCLTVLimit.
+	CLTVLimit uint32
 }
 
-// Payment is a payment that succeeded.
-type Payment struct {
-	// Preimage proves the payment.
-	Preimage [32]byte
-	// PaymentHash is sha256(Preimage).
-	PaymentHash [32]byte
-	// AmountSat is what the payee received.
-	AmountSat int64
-	// FeeSat is what the routing cost.
-	FeeSat int64
-	// Earlier is true when the node had made (or was making) this payment
-	// before the call: no money moved because of it.
-	Earlier bool
-}
+// ErrPaymentNotFound is what TrackPayment returns for a payment hash the
+// node never started a payment to.
+var ErrPaymentNotFound = status.Error(codes.NotFound, "the node has no payment with this hash")
 
-// PayInvoice pays a BOLT 11 invoice. If the node has paid (or is paying)
-// this invoice already, it sends nothing and returns that payment's
-// outcome, so the same invoice never moves money twice.
-func (c *Client) PayInvoice(ctx context.Context, inv Invoice, opts PaymentOptions) (Payment, error) {
+// PayInvoice pays a BOLT 11 invoice.
+//
+// A non-nil error means the node did not start the payment (the request
+// was invalid, or the node refused it or could not be reached before
+// anything was sent): no money moved and none will. Otherwise the Outcome
+// says what the node knows: Succeeded, Failed or Unknown. If the node has
+// paid (or is paying) this invoice already, nothing is sent and the
+// outcome is that payment's, so the same invoice never moves money twice.
+func (c *Client) PayInvoice(ctx context.Context, inv Invoice, opts PaymentOptions) (Outcome, error) {
 	if inv.AmountSat <= 0 {
-		return Payment{}, status.Error(codes.InvalidArgument, "zero-amount invoices cannot be paid: ask the payee for an invoice with an amount")
-	}
-	if err := c.notSelf(ctx, inv.Payee); err != nil {
-		return Payment{}, err
+		return nil, status.Error(codes.InvalidArgument, "zero-amount invoices cannot be paid: ask the payee for an invoice with an amount")
 	}
 	if !inv.ExpiresAt.IsZero() && now().After(inv.ExpiresAt) {
-		return Payment{}, status.Errorf(codes.FailedPrecondition, "invoice expired at %s", inv.ExpiresAt.UTC().Format(time.RFC3339))
+		return nil, status.Errorf(codes.FailedPrecondition, "invoice expired at %s", inv.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	if err := c.notSelf(ctx, inv.Payee); err != nil {
+		return nil, err
 	}
 	req := &lndrpc.SendPaymentRequest{PaymentRequest: inv.PaymentRequest}
 	return c.send(ctx, req, inv.PaymentHash, opts)
 }
 
-// Keysend pushes amountSat to the node with the hex public key dest,
-// without an invoice. The receiving node must accept keysend.
-func (c *Client) Keysend(ctx context.Context, dest string, amountSat int64, opts PaymentOptions) (Payment, error) {
-	destKey, err := hex.DecodeString(dest)
-	if err != nil || len(destKey) != 33 {
-		return Payment{}, status.Error(codes.InvalidArgument, "destination must be a 33-byte public key in hex (66 characters)")
+// Keysend is a payment without an invoice: the payer chooses the preimage
+// and sends it to the payee inside the payment.
+type Keysend struct {
+	// Dest is the hex public key of the node to pay, which must accept
+	// keysend.
+	Dest string
+	// AmountSat is what the payee receives.
+	AmountSat int64
+	// Preimage is the payment's secret, chosen at random by the caller;
+	// its hash identifies the payment. Sending the same preimage again
+	// never pays twice.
+	Preimage [32]byte
+}
+
+// Keysend pushes k.AmountSat to k.Dest. Its results mean what PayInvoice's
+// do.
+func (c *Client) Keysend(ctx context.Context, k Keysend, opts PaymentOptions) (Outcome, error) {
+	dest, err := ParsePubkey(k.Dest)
+	if err != nil {
+		return nil, err
 	}
-	if _, err := btcec.ParsePubKey(destKey); err != nil {
-		return Payment{}, status.Error(codes.InvalidArgument, "destination is not a valid public key")
+	if k.AmountSat <= 0 {
+		return nil, status.Error(codes.InvalidArgument, "amount must be a positive number of satoshis")
 	}
-	if amountSat <= 0 {
-		return Payment{}, status.Error(codes.InvalidArgument, "amount must be a positive number of satoshis")
+	if err := c.notSelf(ctx, strings.ToLower(k.Dest)); err != nil {
+		return nil, err
 	}
-	if err := c.notSelf(ctx, strings.ToLower(dest)); err != nil {
-		return Payment{}, err
-	}
-	var preimage [32]byte
-	if _, err := rand.Read(preimage[:]); err != nil {
-		return Payment{}, status.Errorf(codes.Internal, "generate keysend preimage: %v", err)
-	}
-	hash := sha256.Sum256(preimage[:])
+	hash := k.Hash()
 	req := &lndrpc.SendPaymentRequest{
-		Dest:              destKey,
-		Amt:               amountSat,
+		Dest:              dest,
+		Amt:               k.AmountSat,
 		PaymentHash:       hash[:],
-		DestCustomRecords: map[uint64][]byte{KeysendRecord: preimage[:]},
+		DestCustomRecords: map[uint64][]byte{KeysendRecord: k.Preimage[:]},
 	}
 	return c.send(ctx, req, hash, opts)
 }
 
-// notSelf refuses payments to the node itself, which LND cannot make.
+// Hash is the keysend's payment hash, sha256(Preimage).
+func (k Keysend) Hash() [32]byte { return hashOf(k.Preimage) }
+
+// ParsePubkey checks that s is a node's public key, 33 bytes in hex, and
+// returns its bytes.
+func ParsePubkey(s string) ([]byte, error) {
+	key, err := hex.DecodeString(s)
+	if err != nil || len(key) != 33 {
+		return nil, status.Error(codes.InvalidArgument, "destination must be a 33-byte public key in hex (66 characters)")
+	}
+	if _, err := btcec.ParsePubKey(key); err != nil {
+		return nil, status.Error(codes.InvalidArgument, "destination is not a valid public key")
+	}
+	return key, nil
+}
+
+// notSelf refuses payments to the node itself, which lnd cannot make.
 func (c *Client) notSelf(ctx context.Context, payee string) error {
 	self, err := c.identity(ctx)
 	if err != nil {
-		return err
+		return notSent(err)
 	}
 	if payee == self.pubkey {
 		return status.Error(codes.InvalidArgument, "the payee is this node itself: a node cannot pay itself")
@@ -102,71 +133,156 @@ func (c *Client) notSelf(ctx context.Context, payee string) error {
 	return nil
 }
 
-// send runs SendPaymentV2 to its final state, falling back to the existing
-// payment when the node says this hash was paid or is being paid.
-func (c *Client) send(ctx context.Context, req *lndrpc.SendPaymentRequest, hash [32]byte, opts PaymentOptions) (Payment, error) {
+// send runs SendPaymentV2 to its final state. When the stream ends without
+// one, the node is asked what became of the payment: a refusal is an
+// error only if the node has no payment to this hash.
+func (c *Client) send(ctx context.Context, req *lndrpc.SendPaymentRequest, hash [32]byte, opts PaymentOptions) (Outcome, error) {
 	if opts.FeeLimitSat <= 0 {
-		return Payment{}, status.Error(codes.InvalidArgument, "a fee limit is required")
+		return nil, status.Error(codes.InvalidArgument, "a fee limit is required")
 	}
 	timeout := opts.Timeout
-	if timeout <= 0 {
-		timeout = 60 * time.Second
+	if timeout == 0 {
+		timeout = DefaultPaymentTimeout
+	}
+	if timeout < time.Second {
+		return nil, status.Error(codes.InvalidArgument, "the payment timeout must be at least one second")
 	}
 	req.FeeLimitSat = opts.FeeLimitSat
-	req.TimeoutSeconds = int32(timeout / time.Second)
+	req.TimeoutSeconds = int32(wholeSeconds(timeout))
+	req.CltvLimit = int32(DefaultCLTVLimit)
+	if opts.CLTVLimit > 0 {
+		req.CltvLimit = int32(opts.CLTVLimit)
+	}
 	req.NoInflightUpdates = true
 
-	// The node gives up on its own after timeout; allow it time to say so.
-	ctx, cancel := context.WithTimeout(ctx, timeout+c.callTimeout)
+	// A connection that is not up fails the call before anything is sent;
+	// say so plainly rather than leave the outcome open.
+	if c.conn.GetState() != connectivity.Ready {
+		if err := c.Ready(ctx); err != nil {
+			return nil, notSent(err)
+		}
+	}
+	// The node gives up on its own after the timeout; allow it time to
+	// say so.
+	sendCtx, cancel := context.WithTimeout(ctx, time.Duration(req.TimeoutSeconds)*time.Second+c.callTimeout)
 	defer cancel()
-	stream, err := c.rpc.SendPaymentV2(ctx, req)
-	if err != nil {
-		return Payment{}, nodeError("send payment", err)
+	stream, err := c.rpc.SendPaymentV2(sendCtx, req)
+	var pay *lndrpc.Payment
+	if err == nil {
+		pay, err = finalPayment(stream)
 	}
-	pay, err := finalPayment(stream)
+	switch {
+	case err == nil:
+		return outcomeOf(pay, hash)
+	case isPermissionDenied(err):
+		// lnd checks the macaroon before the call reaches its router.
+		return nil, nodeError("send payment", err)
+	case status.Code(err) == codes.AlreadyExists:
+		// Paid or being paid already: that payment's outcome, within
+		// the time this payment would have had.
+		out, err := c.TrackPayment(sendCtx, hash)
+		if s, ok := out.(Succeeded); ok {
+			s.Earlier = true
+			return s, nil
+		}
+		return out, err
+	}
+	return c.afterBrokenSend(hash, err)
+}
+
+// afterBrokenSend learns what became of a payment whose SendPaymentV2
+// stream ended without a final state. lnd returns plain errors (code
+// Unknown) both for requests it refuses before starting a payment and,
+// when it shuts down, for payments whose HTLCs are on their way: only its
+// payment record tells the two apart.
+func (c *Client) afterBrokenSend(hash [32]byte, sendErr error) (Outcome, error) {
+	// The request's context may be over: this question has its own.
+	ctx, cancel := context.WithTimeout(context.Background(), c.callTimeout)
+	defer cancel()
+	out, err := c.track(ctx, hash, false)
+	switch {
+	case errors.Is(err, ErrPaymentNotFound) && nodeAnswered(sendErr):
+		if status.Code(sendErr) == codes.Unknown {
+			return nil, status.Errorf(codes.InvalidArgument, "send payment: the node refused the payment: %s", message(sendErr))
+		}
+		return nil, notSent(nodeError("send payment", sendErr))
+	case errors.Is(err, ErrPaymentNotFound):
+		// The request may still reach the node: only a later look can
+		// tell that it never started.
+		return Unknown{PaymentHash: hash, Cause: fmt.Errorf("%s; the node has no record of the payment yet", message(nodeError("send payment", sendErr)))}, nil
+	}
+	if u, ok := out.(Unknown); ok {
+		u.Cause = fmt.Errorf("%s (%s)", message(nodeError("send payment", sendErr)), message(u.Cause))
+		return u, nil
+	}
+	return out, nil
+}
+
+// nodeAnswered reports whether err, which ended a payment stream, came from
+// lnd's handler rather than from the connection or the client: only then
+// has the node finished with the request.
+func nodeAnswered(err error) bool {
+	if errors.Is(err, errStreamEnded) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return false
+	}
 	switch status.Code(err) {
-	case codes.OK:
-		return paymentResult(pay)
-	case codes.AlreadyExists:
-		return c.trackPayment(ctx, hash)
-	case codes.Unknown:
-		// LND refuses invalid payments with plain errors on the first
-		// answer, before any money moves.
-		return Payment{}, status.Errorf(codes.InvalidArgument, "send payment: the node refused the payment: %s", status.Convert(err).Message())
-	default:
-		return Payment{}, nodeError("send payment", err)
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled, codes.Internal:
+		return false
 	}
+	return true
 }
 
-// trackPayment waits for the final state of the node's payment to hash.
-func (c *Client) trackPayment(ctx context.Context, hash [32]byte) (Payment, error) {
-	stream, err := c.rpc.TrackPaymentV2(ctx, &lndrpc.TrackPaymentRequest{
-		PaymentHash:       hash[:],
-		NoInflightUpdates: true,
-	})
-	if err != nil {
-		return Payment{}, nodeError("track payment", err)
-	}
-	pay, err := finalPayment(stream)
-	if err != nil {
-		return Payment{}, nodeError("track payment", err)
-	}
-	p, err := paymentResult(pay)
-	p.Earlier = true
-	return p, err
+// TrackPayment waits for the node's payment to hash to succeed or fail. If
+// ctx ends, or the node stops answering, first, the outcome is Unknown. A
+// hash the node never started a payment to gives ErrPaymentNotFound.
+func (c *Client) TrackPayment(ctx context.Context, hash [32]byte) (Outcome, error) {
+	return c.track(ctx, hash, true)
 }
 
-// paymentStream is what SendPaymentV2 and TrackPaymentV2 return.
-type paymentStream interface {
-	Recv() (*lndrpc.Payment, error)
+// track asks the node for its payment to hash. With wait it reads until a
+// final state; without, the current state is the answer.
+func (c *Client) track(ctx context.Context, hash [32]byte, wait bool) (Outcome, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := c.rpc.TrackPaymentV2(ctx, &lndrpc.TrackPaymentRequest{PaymentHash: hash[:]})
+	inFlight := false
+	for err == nil {
+		var pay *lndrpc.Payment
+		if pay, err = stream.Recv(); err != nil {
+			break
+		}
+		switch pay.Status {
+		case lndrpc.Payment_SUCCEEDED, lndrpc.Payment_FAILED:
+			return outcomeOf(pay, hash)
+		}
+		inFlight = true
+		if !wait {
+			return Unknown{PaymentHash: hash, InFlight: true, Cause: errors.New("the payment is in flight")}, nil
+		}
+	}
+	if status.Code(err) == codes.NotFound {
+		return nil, ErrPaymentNotFound
+	}
+	if errors.Is(err, io.EOF) {
+		err = errStreamEnded
+	}
+	return Unknown{PaymentHash: hash, InFlight: inFlight, Cause: errors.New(message(nodeError("track payment", err)))}, nil
 }
+
+// message is an error's text without gRPC's "rpc error: code = ..." prefix.
+func message(err error) string { return status.Convert(err).Message() }
+
+// errStreamEnded is a payment stream that ended without a final state.
+var errStreamEnded = status.Error(codes.Unavailable, "payment stream ended before a final state")
 
 // finalPayment reads updates until the payment succeeds or fails.
-func finalPayment(stream paymentStream) (*lndrpc.Payment, error) {
+func finalPayment(stream interface {
+	Recv() (*lndrpc.Payment, error)
+}) (*lndrpc.Payment, error) {
 	for {
 		pay, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
-			return nil, status.Error(codes.Unavailable, "payment stream ended before a final state")
+			return nil, errStreamEnded
 		}
 		if err != nil {
 			return nil, err
@@ -178,43 +294,32 @@ func finalPayment(stream paymentStream) (*lndrpc.Payment, error) {
 	}
 }
 
-// paymentResult turns a final payment into a Payment or an error whose code
-// says why it failed.
-func paymentResult(pay *lndrpc.Payment) (Payment, error) {
+// outcomeOf turns a final payment into Succeeded or Failed.
+func outcomeOf(pay *lndrpc.Payment, hash [32]byte) (Outcome, error) {
 	if pay.Status == lndrpc.Payment_FAILED {
-		return Payment{}, failureError(pay.FailureReason)
+		return Failed{PaymentHash: hash, Reason: failureReason(pay.FailureReason), CreatedAt: time.Unix(0, pay.CreationTimeNs)}, nil
 	}
-	var p Payment
+	s := Succeeded{PaymentHash: hash, AmountSat: pay.ValueSat, FeeSat: pay.FeeSat, CreatedAt: time.Unix(0, pay.CreationTimeNs)}
 	preimage, err := hex.DecodeString(pay.PaymentPreimage)
-	if err != nil || copy(p.Preimage[:], preimage) != 32 {
-		return Payment{}, status.Error(codes.Internal, "node returned a malformed preimage")
+	if err != nil || copy(s.Preimage[:], preimage) != 32 || hashOf(s.Preimage) != hash {
+		// The node says the payment succeeded, so money moved, but its
+		// proof is unusable: that is not a failure.
+		return Unknown{PaymentHash: hash, Cause: errors.New("the node reports the payment succeeded but returned no valid preimage")}, nil
 	}
-	hash, err := hex.DecodeString(pay.PaymentHash)
-	if err != nil || copy(p.PaymentHash[:], hash) != 32 {
-		return Payment{}, status.Error(codes.Internal, "node returned a malformed payment hash")
-	}
-	if sha256.Sum256(p.Preimage[:]) != p.PaymentHash {
-		return Payment{}, status.Error(codes.Internal, "node returned a preimage that does not match the payment hash")
-	}
-	p.AmountSat = pay.ValueSat
-	p.FeeSat = pay.FeeSat
-	return p, nil
+	return s, nil
 }
 
-// failureError maps LND's failure reasons to status errors.
-func failureError(reason lndrpc.PaymentFailureReason) error {
-	switch reason {
-	case lndrpc.PaymentFailureReason_FAILURE_REASON_TIMEOUT:
-		return status.Error(codes.DeadlineExceeded, "payment failed: no route found before the payment timeout")
-	case lndrpc.PaymentFailureReason_FAILURE_REASON_NO_ROUTE:
-		return status.Error(codes.FailedPrecondition, "payment failed: no route to the destination within the fee limit")
-	case lndrpc.PaymentFailureReason_FAILURE_REASON_INSUFFICIENT_BALANCE:
-		return status.Error(codes.FailedPrecondition, "payment failed: insufficient outbound balance")
-	case lndrpc.PaymentFailureReason_FAILURE_REASON_INCORRECT_PAYMENT_DETAILS:
-		return status.Error(codes.InvalidArgument, "payment failed: the destination rejected the payment details (unknown or expired invoice, wrong amount)")
-	case lndrpc.PaymentFailureReason_FAILURE_REASON_CANCELED:
-		return status.Error(codes.Aborted, "payment failed: canceled")
-	default:
-		return status.Errorf(codes.Unknown, "payment failed: %s", reason)
+// notSent marks an error that stopped a payment before anything was sent:
+// a node that did not answer in time is unavailable, which keeps a
+// timeout's code for payments whose outcome is unknown.
+func notSent(err error) error {
+	if status.Code(err) == codes.DeadlineExceeded {
+		return status.Errorf(codes.Unavailable, "%s; nothing was sent", message(err))
 	}
+	return err
+}
+
+// wholeSeconds rounds d up to whole seconds.
+func wholeSeconds(d time.Duration) int64 {
+	return int64((d + time.Second - 1) / time.Second)
 }

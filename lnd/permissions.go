@@ -22,7 +22,7 @@ type Permission string
 // The permissions of the lnd RPCs the client calls.
 const (
 	InfoRead      Permission = "info:read"      // GetInfo: Info, and the node's key and network for payments
-	InvoicesRead  Permission = "invoices:read"  // LookupInvoice, SubscribeInvoices
+	InvoicesRead  Permission = "invoices:read"  // LookupInvoice, SubscribeInvoices, ListInvoices
 	InvoicesWrite Permission = "invoices:write" // AddInvoice
 	OffchainRead  Permission = "offchain:read"  // TrackPaymentV2, ListChannels
 	OffchainWrite Permission = "offchain:write" // SendPaymentV2
@@ -36,6 +36,7 @@ var rpcPermissions = map[string]Permission{
 	lndrpc.AddInvoiceMethod:        InvoicesWrite,
 	lndrpc.LookupInvoiceMethod:     InvoicesRead,
 	lndrpc.SubscribeInvoicesMethod: InvoicesRead,
+	lndrpc.ListInvoicesMethod:      InvoicesRead,
 	lndrpc.ListChannelsMethod:      OffchainRead,
 	lndrpc.SendPaymentV2Method:     OffchainWrite,
 	lndrpc.TrackPaymentV2Method:    OffchainRead,

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/btcsuite/btcd/chaincfg"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"google.golang.org/grpc/codes"
 	"gopkg.in/macaroon.v2"
@@ -157,5 +158,37 @@ func TestGrantsNodeDown(t *testing.T) {
 
 	if _, err := clientWith(t, node, []byte("not a macaroon")).Grants(ctx(t)); err == nil {
 		t.Error("Grants of a non-macaroon succeeded")
+	}
+}
+
+// A payment the macaroon may not make is refused by lnd before it starts:
+// PERMISSION_DENIED, no outcome to follow, however much else the macaroon
+// lacks.
+func TestPaymentPermissionDenied(t *testing.T) {
+	node := lndtest.Start(t)
+	for _, perms := range [][]string{
+		{"info:read", "offchain:read"},
+		{"info:read"},
+	} {
+		c := clientWith(t, node, node.BakeMacaroon(perms...))
+		payreq, _ := node.NewPayableInvoice(10)
+		inv, err := lnd.DecodeInvoice(payreq, &chaincfg.RegressionNetParams)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts := lnd.PaymentOptions{FeeLimitSat: 10, Timeout: 5 * time.Second}
+		out, err := c.PayInvoice(ctx(t), inv, opts)
+		if out != nil {
+			t.Fatalf("%v: outcome %#v, want none", perms, out)
+		}
+		wantCode(t, err, codes.PermissionDenied, "macaroon lacks its permission")
+		out, err = c.Keysend(ctx(t), lnd.Keysend{Dest: node.PeerPubkey(), AmountSat: 10, Preimage: [32]byte{1}}, opts)
+		if out != nil {
+			t.Fatalf("%v: keysend outcome %#v, want none", perms, out)
+		}
+		wantCode(t, err, codes.PermissionDenied, "macaroon lacks its permission")
+	}
+	if p := node.Payments(); len(p) != 0 {
+		t.Errorf("the node made payments: %+v", p)
 	}
 }

@@ -20,16 +20,33 @@ type Settlement struct {
 	SettleIndex uint64
 }
 
+// recentInvoices is how many of the node's latest invoices are read to
+// learn where its settlements stand.
+const recentInvoices = 100
+
 // SubscribeSettlements calls fn for every invoice the node settles until
-// ctx ends. When the stream breaks (the node restarts, say) it reconnects
-// with backoff and resumes after the last settlement it saw, so none is
-// lost once the first one arrived. onError, if not nil, hears each break.
+// ctx ends. It first reads the node's latest invoices, reporting those
+// already settled, to learn where settlements stand: from there lnd
+// replays every settlement since, so none is missed between reading and
+// the stream's first event. When the stream breaks (the node restarts,
+// say) it reconnects with backoff and resumes after the last settlement it
+// saw. fn may hear of a settlement more than once. onError, if not nil,
+// hears each break.
+//
+// AMP invoices carry no preimage of their own, so their payments are not
+// reported to fn.
 func (c *Client) SubscribeSettlements(ctx context.Context, fn func(Settlement), onError func(error)) {
-	var lastIndex uint64
+	var settleIndex uint64
 	delay := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		start := time.Now()
-		err := c.streamSettlements(ctx, &lastIndex, fn)
+		var err error
+		if settleIndex == 0 {
+			settleIndex, err = c.recentSettlements(ctx, fn)
+		}
+		if err == nil {
+			err = c.streamSettlements(ctx, &settleIndex, fn)
+		}
 		if ctx.Err() != nil {
 			return
 		}
@@ -48,9 +65,28 @@ func (c *Client) SubscribeSettlements(ctx context.Context, fn func(Settlement), 
 	}
 }
 
-// streamSettlements runs one SubscribeInvoices stream until it breaks.
-func (c *Client) streamSettlements(ctx context.Context, lastIndex *uint64, fn func(Settlement)) error {
-	stream, err := c.rpc.SubscribeInvoices(ctx, &lndrpc.InvoiceSubscription{SettleIndex: *lastIndex})
+// recentSettlements reports the settled invoices among the node's latest
+// and returns the highest settle index seen (0 if none is settled). A
+// settlement of an older invoice may have a higher index; resuming from a
+// lower one only replays settlements again.
+func (c *Client) recentSettlements(ctx context.Context, fn func(Settlement)) (uint64, error) {
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	resp, err := c.rpc.ListInvoices(ctx, &lndrpc.ListInvoiceRequest{Reversed: true, NumMaxInvoices: recentInvoices})
+	if err != nil {
+		return 0, fmt.Errorf("list invoices: %w", err)
+	}
+	var index uint64
+	for _, inv := range resp.Invoices {
+		index = max(index, report(inv, fn))
+	}
+	return index, nil
+}
+
+// streamSettlements runs one SubscribeInvoices stream, from the settlement
+// after *settleIndex, until it breaks.
+func (c *Client) streamSettlements(ctx context.Context, settleIndex *uint64, fn func(Settlement)) error {
+	stream, err := c.rpc.SubscribeInvoices(ctx, &lndrpc.InvoiceSubscription{SettleIndex: *settleIndex})
 	if err != nil {
 		return fmt.Errorf("subscribe invoices: %w", err)
 	}
@@ -59,15 +95,23 @@ func (c *Client) streamSettlements(ctx context.Context, lastIndex *uint64, fn fu
 		if err != nil {
 			return fmt.Errorf("invoice stream: %w", err)
 		}
-		if inv.State != lndrpc.Invoice_SETTLED || inv.SettleIndex <= *lastIndex {
-			continue
-		}
-		s := Settlement{AmountSat: inv.AmtPaidSat, SettleIndex: inv.SettleIndex}
-		if copy(s.PaymentHash[:], inv.RHash) != len(s.PaymentHash) ||
-			copy(s.Preimage[:], inv.RPreimage) != len(s.Preimage) {
-			continue
-		}
-		*lastIndex = inv.SettleIndex
+		*settleIndex = max(*settleIndex, report(inv, fn))
+	}
+}
+
+// report calls fn if inv is settled, and returns its settle index: the
+// invoice's, or an AMP invoice's highest (0 if it is not settled).
+func report(inv *lndrpc.Invoice, fn func(Settlement)) uint64 {
+	index := inv.SettleIndex
+	for _, set := range inv.AmpInvoiceState {
+		index = max(index, set.SettleIndex)
+	}
+	if inv.State != lndrpc.Invoice_SETTLED {
+		return index
+	}
+	s := Settlement{AmountSat: inv.AmtPaidSat, SettleIndex: inv.SettleIndex}
+	if copy(s.PaymentHash[:], inv.RHash) == len(s.PaymentHash) && copy(s.Preimage[:], inv.RPreimage) == len(s.Preimage) {
 		fn(s)
 	}
+	return index
 }

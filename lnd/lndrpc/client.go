@@ -12,6 +12,7 @@ const (
 	AddInvoiceMethod               = "/lnrpc.Lightning/AddInvoice"
 	LookupInvoiceMethod            = "/lnrpc.Lightning/LookupInvoice"
 	SubscribeInvoicesMethod        = "/lnrpc.Lightning/SubscribeInvoices"
+	ListInvoicesMethod             = "/lnrpc.Lightning/ListInvoices"
 	ListChannelsMethod             = "/lnrpc.Lightning/ListChannels"
 	CheckMacaroonPermissionsMethod = "/lnrpc.Lightning/CheckMacaroonPermissions"
 	GetStateMethod                 = "/lnrpc.State/GetState"
@@ -45,6 +46,11 @@ func (c Client) LookupInvoice(ctx context.Context, in *PaymentHash, opts ...grpc
 // SubscribeInvoices calls lnrpc.Lightning/SubscribeInvoices.
 func (c Client) SubscribeInvoices(ctx context.Context, in *InvoiceSubscription, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Invoice], error) {
 	return serverStream[InvoiceSubscription, Invoice](ctx, c.cc, SubscribeInvoicesMethod, in, opts)
+}
+
+// ListInvoices calls lnrpc.Lightning/ListInvoices.
+func (c Client) ListInvoices(ctx context.Context, in *ListInvoiceRequest, opts ...grpc.CallOption) (*ListInvoiceResponse, error) {
+	return invoke[ListInvoiceResponse](ctx, c.cc, ListInvoicesMethod, in, opts)
 }
 
 // ListChannels calls lnrpc.Lightning/ListChannels.

@@ -16,6 +16,7 @@
 //   /lnrpc.Lightning/AddInvoice                Invoice -> AddInvoiceResponse
 //   /lnrpc.Lightning/LookupInvoice             PaymentHash -> Invoice
 //   /lnrpc.Lightning/SubscribeInvoices         InvoiceSubscription -> stream Invoice
+//   /lnrpc.Lightning/ListInvoices              ListInvoiceRequest -> ListInvoiceResponse
 //   /lnrpc.Lightning/ListChannels              ListChannelsRequest -> ListChannelsResponse
 //   /lnrpc.Lightning/CheckMacaroonPermissions  CheckMacPermRequest -> CheckMacPermResponse
 //   /lnrpc.State/GetState                      GetStateRequest -> GetStateResponse
@@ -46,6 +47,56 @@ const (
 	// Verify that runtime/protoimpl is sufficiently up-to-date.
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
+
+// lnrpc.InvoiceHTLCState.
+type InvoiceHTLCState int32
+
+const (
+	InvoiceHTLCState_ACCEPTED InvoiceHTLCState = 0
+	InvoiceHTLCState_SETTLED  InvoiceHTLCState = 1
+	InvoiceHTLCState_CANCELED InvoiceHTLCState = 2
+)
+
+// Enum value maps for InvoiceHTLCState.
+var (
+	InvoiceHTLCState_name = map[int32]string{
+		0: "ACCEPTED",
+		1: "SETTLED",
+		2: "CANCELED",
+	}
+	InvoiceHTLCState_value = map[string]int32{
+		"ACCEPTED": 0,
+		"SETTLED":  1,
+		"CANCELED": 2,
+	}
+)
+
+func (x InvoiceHTLCState) Enum() *InvoiceHTLCState {
+	p := new(InvoiceHTLCState)
+	*p = x
+	return p
+}
+
+func (x InvoiceHTLCState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (InvoiceHTLCState) Descriptor() protoreflect.EnumDescriptor {
+	return file_lnd_lndrpc_lndrpc_proto_enumTypes[0].Descriptor()
+}
+
+func (InvoiceHTLCState) Type() protoreflect.EnumType {
+	return &file_lnd_lndrpc_lndrpc_proto_enumTypes[0]
+}
+
+func (x InvoiceHTLCState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use InvoiceHTLCState.Descriptor instead.
+func (InvoiceHTLCState) EnumDescriptor() ([]byte, []int) {
+	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{0}
+}
 
 // lnrpc.WalletState.
 type WalletState int32
@@ -90,11 +141,11 @@ func (x WalletState) String() string {
 }
 
 func (WalletState) Descriptor() protoreflect.EnumDescriptor {
-	return file_lnd_lndrpc_lndrpc_proto_enumTypes[0].Descriptor()
+	return file_lnd_lndrpc_lndrpc_proto_enumTypes[1].Descriptor()
 }
 
 func (WalletState) Type() protoreflect.EnumType {
-	return &file_lnd_lndrpc_lndrpc_proto_enumTypes[0]
+	return &file_lnd_lndrpc_lndrpc_proto_enumTypes[1]
 }
 
 func (x WalletState) Number() protoreflect.EnumNumber {
@@ -103,7 +154,7 @@ func (x WalletState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use WalletState.Descriptor instead.
 func (WalletState) EnumDescriptor() ([]byte, []int) {
-	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{0}
+	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{1}
 }
 
 // lnrpc.PaymentFailureReason.
@@ -152,11 +203,11 @@ func (x PaymentFailureReason) String() string {
 }
 
 func (PaymentFailureReason) Descriptor() protoreflect.EnumDescriptor {
-	return file_lnd_lndrpc_lndrpc_proto_enumTypes[1].Descriptor()
+	return file_lnd_lndrpc_lndrpc_proto_enumTypes[2].Descriptor()
 }
 
 func (PaymentFailureReason) Type() protoreflect.EnumType {
-	return &file_lnd_lndrpc_lndrpc_proto_enumTypes[1]
+	return &file_lnd_lndrpc_lndrpc_proto_enumTypes[2]
 }
 
 func (x PaymentFailureReason) Number() protoreflect.EnumNumber {
@@ -165,7 +216,7 @@ func (x PaymentFailureReason) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PaymentFailureReason.Descriptor instead.
 func (PaymentFailureReason) EnumDescriptor() ([]byte, []int) {
-	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{1}
+	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{2}
 }
 
 type Invoice_InvoiceState int32
@@ -204,11 +255,11 @@ func (x Invoice_InvoiceState) String() string {
 }
 
 func (Invoice_InvoiceState) Descriptor() protoreflect.EnumDescriptor {
-	return file_lnd_lndrpc_lndrpc_proto_enumTypes[2].Descriptor()
+	return file_lnd_lndrpc_lndrpc_proto_enumTypes[3].Descriptor()
 }
 
 func (Invoice_InvoiceState) Type() protoreflect.EnumType {
-	return &file_lnd_lndrpc_lndrpc_proto_enumTypes[2]
+	return &file_lnd_lndrpc_lndrpc_proto_enumTypes[3]
 }
 
 func (x Invoice_InvoiceState) Number() protoreflect.EnumNumber {
@@ -260,11 +311,11 @@ func (x Payment_PaymentStatus) String() string {
 }
 
 func (Payment_PaymentStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_lnd_lndrpc_lndrpc_proto_enumTypes[3].Descriptor()
+	return file_lnd_lndrpc_lndrpc_proto_enumTypes[4].Descriptor()
 }
 
 func (Payment_PaymentStatus) Type() protoreflect.EnumType {
-	return &file_lnd_lndrpc_lndrpc_proto_enumTypes[3]
+	return &file_lnd_lndrpc_lndrpc_proto_enumTypes[4]
 }
 
 func (x Payment_PaymentStatus) Number() protoreflect.EnumNumber {
@@ -273,7 +324,7 @@ func (x Payment_PaymentStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Payment_PaymentStatus.Descriptor instead.
 func (Payment_PaymentStatus) EnumDescriptor() ([]byte, []int) {
-	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{19, 0}
+	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{22, 0}
 }
 
 // lnrpc.GetInfoRequest.
@@ -454,20 +505,22 @@ func (x *Chain) GetNetwork() string {
 // lnrpc.Invoice (subset): the request of AddInvoice and the answer of
 // LookupInvoice and SubscribeInvoices.
 type Invoice struct {
-	state          protoimpl.MessageState `protogen:"open.v1"`
-	Memo           string                 `protobuf:"bytes,1,opt,name=memo,proto3" json:"memo,omitempty"`
-	RPreimage      []byte                 `protobuf:"bytes,3,opt,name=r_preimage,json=rPreimage,proto3" json:"r_preimage,omitempty"`
-	RHash          []byte                 `protobuf:"bytes,4,opt,name=r_hash,json=rHash,proto3" json:"r_hash,omitempty"`
-	Value          int64                  `protobuf:"varint,5,opt,name=value,proto3" json:"value,omitempty"`
-	PaymentRequest string                 `protobuf:"bytes,9,opt,name=payment_request,json=paymentRequest,proto3" json:"payment_request,omitempty"`
-	Expiry         int64                  `protobuf:"varint,11,opt,name=expiry,proto3" json:"expiry,omitempty"`
-	Private        bool                   `protobuf:"varint,15,opt,name=private,proto3" json:"private,omitempty"`
-	AddIndex       uint64                 `protobuf:"varint,16,opt,name=add_index,json=addIndex,proto3" json:"add_index,omitempty"`
-	SettleIndex    uint64                 `protobuf:"varint,17,opt,name=settle_index,json=settleIndex,proto3" json:"settle_index,omitempty"`
-	AmtPaidSat     int64                  `protobuf:"varint,19,opt,name=amt_paid_sat,json=amtPaidSat,proto3" json:"amt_paid_sat,omitempty"`
-	State          Invoice_InvoiceState   `protobuf:"varint,21,opt,name=state,proto3,enum=caddylightning.lndrpc.Invoice_InvoiceState" json:"state,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	state           protoimpl.MessageState      `protogen:"open.v1"`
+	Memo            string                      `protobuf:"bytes,1,opt,name=memo,proto3" json:"memo,omitempty"`
+	RPreimage       []byte                      `protobuf:"bytes,3,opt,name=r_preimage,json=rPreimage,proto3" json:"r_preimage,omitempty"`
+	RHash           []byte                      `protobuf:"bytes,4,opt,name=r_hash,json=rHash,proto3" json:"r_hash,omitempty"`
+	Value           int64                       `protobuf:"varint,5,opt,name=value,proto3" json:"value,omitempty"`
+	PaymentRequest  string                      `protobuf:"bytes,9,opt,name=payment_request,json=paymentRequest,proto3" json:"payment_request,omitempty"`
+	Expiry          int64                       `protobuf:"varint,11,opt,name=expiry,proto3" json:"expiry,omitempty"`
+	Private         bool                        `protobuf:"varint,15,opt,name=private,proto3" json:"private,omitempty"`
+	AddIndex        uint64                      `protobuf:"varint,16,opt,name=add_index,json=addIndex,proto3" json:"add_index,omitempty"`
+	SettleIndex     uint64                      `protobuf:"varint,17,opt,name=settle_index,json=settleIndex,proto3" json:"settle_index,omitempty"`
+	AmtPaidSat      int64                       `protobuf:"varint,19,opt,name=amt_paid_sat,json=amtPaidSat,proto3" json:"amt_paid_sat,omitempty"`
+	State           Invoice_InvoiceState        `protobuf:"varint,21,opt,name=state,proto3,enum=caddylightning.lndrpc.Invoice_InvoiceState" json:"state,omitempty"`
+	IsAmp           bool                        `protobuf:"varint,27,opt,name=is_amp,json=isAmp,proto3" json:"is_amp,omitempty"`
+	AmpInvoiceState map[string]*AMPInvoiceState `protobuf:"bytes,28,rep,name=amp_invoice_state,json=ampInvoiceState,proto3" json:"amp_invoice_state,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Invoice) Reset() {
@@ -577,6 +630,81 @@ func (x *Invoice) GetState() Invoice_InvoiceState {
 	return Invoice_OPEN
 }
 
+func (x *Invoice) GetIsAmp() bool {
+	if x != nil {
+		return x.IsAmp
+	}
+	return false
+}
+
+func (x *Invoice) GetAmpInvoiceState() map[string]*AMPInvoiceState {
+	if x != nil {
+		return x.AmpInvoiceState
+	}
+	return nil
+}
+
+// lnrpc.AMPInvoiceState (subset): one HTLC set of an AMP invoice.
+type AMPInvoiceState struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	State         InvoiceHTLCState       `protobuf:"varint,1,opt,name=state,proto3,enum=caddylightning.lndrpc.InvoiceHTLCState" json:"state,omitempty"`
+	SettleIndex   uint64                 `protobuf:"varint,2,opt,name=settle_index,json=settleIndex,proto3" json:"settle_index,omitempty"`
+	AmtPaidMsat   int64                  `protobuf:"varint,5,opt,name=amt_paid_msat,json=amtPaidMsat,proto3" json:"amt_paid_msat,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AMPInvoiceState) Reset() {
+	*x = AMPInvoiceState{}
+	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AMPInvoiceState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AMPInvoiceState) ProtoMessage() {}
+
+func (x *AMPInvoiceState) ProtoReflect() protoreflect.Message {
+	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AMPInvoiceState.ProtoReflect.Descriptor instead.
+func (*AMPInvoiceState) Descriptor() ([]byte, []int) {
+	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *AMPInvoiceState) GetState() InvoiceHTLCState {
+	if x != nil {
+		return x.State
+	}
+	return InvoiceHTLCState_ACCEPTED
+}
+
+func (x *AMPInvoiceState) GetSettleIndex() uint64 {
+	if x != nil {
+		return x.SettleIndex
+	}
+	return 0
+}
+
+func (x *AMPInvoiceState) GetAmtPaidMsat() int64 {
+	if x != nil {
+		return x.AmtPaidMsat
+	}
+	return 0
+}
+
 // lnrpc.AddInvoiceResponse.
 type AddInvoiceResponse struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -590,7 +718,7 @@ type AddInvoiceResponse struct {
 
 func (x *AddInvoiceResponse) Reset() {
 	*x = AddInvoiceResponse{}
-	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[4]
+	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -602,7 +730,7 @@ func (x *AddInvoiceResponse) String() string {
 func (*AddInvoiceResponse) ProtoMessage() {}
 
 func (x *AddInvoiceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[4]
+	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -615,7 +743,7 @@ func (x *AddInvoiceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddInvoiceResponse.ProtoReflect.Descriptor instead.
 func (*AddInvoiceResponse) Descriptor() ([]byte, []int) {
-	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{4}
+	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *AddInvoiceResponse) GetRHash() []byte {
@@ -656,7 +784,7 @@ type PaymentHash struct {
 
 func (x *PaymentHash) Reset() {
 	*x = PaymentHash{}
-	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[5]
+	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -668,7 +796,7 @@ func (x *PaymentHash) String() string {
 func (*PaymentHash) ProtoMessage() {}
 
 func (x *PaymentHash) ProtoReflect() protoreflect.Message {
-	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[5]
+	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -681,7 +809,7 @@ func (x *PaymentHash) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PaymentHash.ProtoReflect.Descriptor instead.
 func (*PaymentHash) Descriptor() ([]byte, []int) {
-	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{5}
+	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PaymentHash) GetRHash() []byte {
@@ -702,7 +830,7 @@ type InvoiceSubscription struct {
 
 func (x *InvoiceSubscription) Reset() {
 	*x = InvoiceSubscription{}
-	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[6]
+	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -714,7 +842,7 @@ func (x *InvoiceSubscription) String() string {
 func (*InvoiceSubscription) ProtoMessage() {}
 
 func (x *InvoiceSubscription) ProtoReflect() protoreflect.Message {
-	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[6]
+	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -727,7 +855,7 @@ func (x *InvoiceSubscription) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InvoiceSubscription.ProtoReflect.Descriptor instead.
 func (*InvoiceSubscription) Descriptor() ([]byte, []int) {
-	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{6}
+	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *InvoiceSubscription) GetAddIndex() uint64 {
@@ -740,6 +868,136 @@ func (x *InvoiceSubscription) GetAddIndex() uint64 {
 func (x *InvoiceSubscription) GetSettleIndex() uint64 {
 	if x != nil {
 		return x.SettleIndex
+	}
+	return 0
+}
+
+// lnrpc.ListInvoiceRequest (subset).
+type ListInvoiceRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	PendingOnly    bool                   `protobuf:"varint,1,opt,name=pending_only,json=pendingOnly,proto3" json:"pending_only,omitempty"`
+	IndexOffset    uint64                 `protobuf:"varint,4,opt,name=index_offset,json=indexOffset,proto3" json:"index_offset,omitempty"`
+	NumMaxInvoices uint64                 `protobuf:"varint,5,opt,name=num_max_invoices,json=numMaxInvoices,proto3" json:"num_max_invoices,omitempty"`
+	Reversed       bool                   `protobuf:"varint,6,opt,name=reversed,proto3" json:"reversed,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ListInvoiceRequest) Reset() {
+	*x = ListInvoiceRequest{}
+	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListInvoiceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListInvoiceRequest) ProtoMessage() {}
+
+func (x *ListInvoiceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListInvoiceRequest.ProtoReflect.Descriptor instead.
+func (*ListInvoiceRequest) Descriptor() ([]byte, []int) {
+	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ListInvoiceRequest) GetPendingOnly() bool {
+	if x != nil {
+		return x.PendingOnly
+	}
+	return false
+}
+
+func (x *ListInvoiceRequest) GetIndexOffset() uint64 {
+	if x != nil {
+		return x.IndexOffset
+	}
+	return 0
+}
+
+func (x *ListInvoiceRequest) GetNumMaxInvoices() uint64 {
+	if x != nil {
+		return x.NumMaxInvoices
+	}
+	return 0
+}
+
+func (x *ListInvoiceRequest) GetReversed() bool {
+	if x != nil {
+		return x.Reversed
+	}
+	return false
+}
+
+// lnrpc.ListInvoiceResponse.
+type ListInvoiceResponse struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Invoices         []*Invoice             `protobuf:"bytes,1,rep,name=invoices,proto3" json:"invoices,omitempty"`
+	LastIndexOffset  uint64                 `protobuf:"varint,2,opt,name=last_index_offset,json=lastIndexOffset,proto3" json:"last_index_offset,omitempty"`
+	FirstIndexOffset uint64                 `protobuf:"varint,3,opt,name=first_index_offset,json=firstIndexOffset,proto3" json:"first_index_offset,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ListInvoiceResponse) Reset() {
+	*x = ListInvoiceResponse{}
+	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListInvoiceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListInvoiceResponse) ProtoMessage() {}
+
+func (x *ListInvoiceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListInvoiceResponse.ProtoReflect.Descriptor instead.
+func (*ListInvoiceResponse) Descriptor() ([]byte, []int) {
+	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ListInvoiceResponse) GetInvoices() []*Invoice {
+	if x != nil {
+		return x.Invoices
+	}
+	return nil
+}
+
+func (x *ListInvoiceResponse) GetLastIndexOffset() uint64 {
+	if x != nil {
+		return x.LastIndexOffset
+	}
+	return 0
+}
+
+func (x *ListInvoiceResponse) GetFirstIndexOffset() uint64 {
+	if x != nil {
+		return x.FirstIndexOffset
 	}
 	return 0
 }
@@ -759,7 +1017,7 @@ type ListChannelsRequest struct {
 
 func (x *ListChannelsRequest) Reset() {
 	*x = ListChannelsRequest{}
-	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[7]
+	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -771,7 +1029,7 @@ func (x *ListChannelsRequest) String() string {
 func (*ListChannelsRequest) ProtoMessage() {}
 
 func (x *ListChannelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[7]
+	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -784,7 +1042,7 @@ func (x *ListChannelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListChannelsRequest.ProtoReflect.Descriptor instead.
 func (*ListChannelsRequest) Descriptor() ([]byte, []int) {
-	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{7}
+	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListChannelsRequest) GetActiveOnly() bool {
@@ -839,7 +1097,7 @@ type ListChannelsResponse struct {
 
 func (x *ListChannelsResponse) Reset() {
 	*x = ListChannelsResponse{}
-	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[8]
+	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -851,7 +1109,7 @@ func (x *ListChannelsResponse) String() string {
 func (*ListChannelsResponse) ProtoMessage() {}
 
 func (x *ListChannelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[8]
+	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -864,7 +1122,7 @@ func (x *ListChannelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListChannelsResponse.ProtoReflect.Descriptor instead.
 func (*ListChannelsResponse) Descriptor() ([]byte, []int) {
-	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{8}
+	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListChannelsResponse) GetChannels() []*Channel {
@@ -890,7 +1148,7 @@ type Channel struct {
 
 func (x *Channel) Reset() {
 	*x = Channel{}
-	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[9]
+	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -902,7 +1160,7 @@ func (x *Channel) String() string {
 func (*Channel) ProtoMessage() {}
 
 func (x *Channel) ProtoReflect() protoreflect.Message {
-	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[9]
+	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -915,7 +1173,7 @@ func (x *Channel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Channel.ProtoReflect.Descriptor instead.
 func (*Channel) Descriptor() ([]byte, []int) {
-	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{9}
+	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Channel) GetActive() bool {
@@ -980,7 +1238,7 @@ type CheckMacPermRequest struct {
 
 func (x *CheckMacPermRequest) Reset() {
 	*x = CheckMacPermRequest{}
-	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[10]
+	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -992,7 +1250,7 @@ func (x *CheckMacPermRequest) String() string {
 func (*CheckMacPermRequest) ProtoMessage() {}
 
 func (x *CheckMacPermRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[10]
+	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1005,7 +1263,7 @@ func (x *CheckMacPermRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckMacPermRequest.ProtoReflect.Descriptor instead.
 func (*CheckMacPermRequest) Descriptor() ([]byte, []int) {
-	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{10}
+	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CheckMacPermRequest) GetMacaroon() []byte {
@@ -1047,7 +1305,7 @@ type MacaroonPermission struct {
 
 func (x *MacaroonPermission) Reset() {
 	*x = MacaroonPermission{}
-	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[11]
+	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1059,7 +1317,7 @@ func (x *MacaroonPermission) String() string {
 func (*MacaroonPermission) ProtoMessage() {}
 
 func (x *MacaroonPermission) ProtoReflect() protoreflect.Message {
-	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[11]
+	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1072,7 +1330,7 @@ func (x *MacaroonPermission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MacaroonPermission.ProtoReflect.Descriptor instead.
 func (*MacaroonPermission) Descriptor() ([]byte, []int) {
-	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{11}
+	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *MacaroonPermission) GetEntity() string {
@@ -1099,7 +1357,7 @@ type CheckMacPermResponse struct {
 
 func (x *CheckMacPermResponse) Reset() {
 	*x = CheckMacPermResponse{}
-	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[12]
+	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1111,7 +1369,7 @@ func (x *CheckMacPermResponse) String() string {
 func (*CheckMacPermResponse) ProtoMessage() {}
 
 func (x *CheckMacPermResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[12]
+	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1124,7 +1382,7 @@ func (x *CheckMacPermResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckMacPermResponse.ProtoReflect.Descriptor instead.
 func (*CheckMacPermResponse) Descriptor() ([]byte, []int) {
-	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{12}
+	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CheckMacPermResponse) GetValid() bool {
@@ -1146,7 +1404,7 @@ type MacaroonId struct {
 
 func (x *MacaroonId) Reset() {
 	*x = MacaroonId{}
-	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[13]
+	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1158,7 +1416,7 @@ func (x *MacaroonId) String() string {
 func (*MacaroonId) ProtoMessage() {}
 
 func (x *MacaroonId) ProtoReflect() protoreflect.Message {
-	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[13]
+	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1171,7 +1429,7 @@ func (x *MacaroonId) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MacaroonId.ProtoReflect.Descriptor instead.
 func (*MacaroonId) Descriptor() ([]byte, []int) {
-	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{13}
+	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *MacaroonId) GetNonce() []byte {
@@ -1206,7 +1464,7 @@ type Op struct {
 
 func (x *Op) Reset() {
 	*x = Op{}
-	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[14]
+	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1218,7 +1476,7 @@ func (x *Op) String() string {
 func (*Op) ProtoMessage() {}
 
 func (x *Op) ProtoReflect() protoreflect.Message {
-	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[14]
+	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1231,7 +1489,7 @@ func (x *Op) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Op.ProtoReflect.Descriptor instead.
 func (*Op) Descriptor() ([]byte, []int) {
-	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{14}
+	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Op) GetEntity() string {
@@ -1257,7 +1515,7 @@ type GetStateRequest struct {
 
 func (x *GetStateRequest) Reset() {
 	*x = GetStateRequest{}
-	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[15]
+	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1269,7 +1527,7 @@ func (x *GetStateRequest) String() string {
 func (*GetStateRequest) ProtoMessage() {}
 
 func (x *GetStateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[15]
+	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1282,7 +1540,7 @@ func (x *GetStateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStateRequest.ProtoReflect.Descriptor instead.
 func (*GetStateRequest) Descriptor() ([]byte, []int) {
-	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{15}
+	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{18}
 }
 
 // lnrpc.GetStateResponse.
@@ -1295,7 +1553,7 @@ type GetStateResponse struct {
 
 func (x *GetStateResponse) Reset() {
 	*x = GetStateResponse{}
-	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[16]
+	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1307,7 +1565,7 @@ func (x *GetStateResponse) String() string {
 func (*GetStateResponse) ProtoMessage() {}
 
 func (x *GetStateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[16]
+	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1320,7 +1578,7 @@ func (x *GetStateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStateResponse.ProtoReflect.Descriptor instead.
 func (*GetStateResponse) Descriptor() ([]byte, []int) {
-	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{16}
+	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetStateResponse) GetState() WalletState {
@@ -1339,6 +1597,7 @@ type SendPaymentRequest struct {
 	PaymentRequest    string                 `protobuf:"bytes,5,opt,name=payment_request,json=paymentRequest,proto3" json:"payment_request,omitempty"`
 	TimeoutSeconds    int32                  `protobuf:"varint,6,opt,name=timeout_seconds,json=timeoutSeconds,proto3" json:"timeout_seconds,omitempty"`
 	FeeLimitSat       int64                  `protobuf:"varint,7,opt,name=fee_limit_sat,json=feeLimitSat,proto3" json:"fee_limit_sat,omitempty"`
+	CltvLimit         int32                  `protobuf:"varint,9,opt,name=cltv_limit,json=cltvLimit,proto3" json:"cltv_limit,omitempty"`
 	DestCustomRecords map[uint64][]byte      `protobuf:"bytes,11,rep,name=dest_custom_records,json=destCustomRecords,proto3" json:"dest_custom_records,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	NoInflightUpdates bool                   `protobuf:"varint,18,opt,name=no_inflight_updates,json=noInflightUpdates,proto3" json:"no_inflight_updates,omitempty"`
 	unknownFields     protoimpl.UnknownFields
@@ -1347,7 +1606,7 @@ type SendPaymentRequest struct {
 
 func (x *SendPaymentRequest) Reset() {
 	*x = SendPaymentRequest{}
-	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[17]
+	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1359,7 +1618,7 @@ func (x *SendPaymentRequest) String() string {
 func (*SendPaymentRequest) ProtoMessage() {}
 
 func (x *SendPaymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[17]
+	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1372,7 +1631,7 @@ func (x *SendPaymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendPaymentRequest.ProtoReflect.Descriptor instead.
 func (*SendPaymentRequest) Descriptor() ([]byte, []int) {
-	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{17}
+	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SendPaymentRequest) GetDest() []byte {
@@ -1417,6 +1676,13 @@ func (x *SendPaymentRequest) GetFeeLimitSat() int64 {
 	return 0
 }
 
+func (x *SendPaymentRequest) GetCltvLimit() int32 {
+	if x != nil {
+		return x.CltvLimit
+	}
+	return 0
+}
+
 func (x *SendPaymentRequest) GetDestCustomRecords() map[uint64][]byte {
 	if x != nil {
 		return x.DestCustomRecords
@@ -1442,7 +1708,7 @@ type TrackPaymentRequest struct {
 
 func (x *TrackPaymentRequest) Reset() {
 	*x = TrackPaymentRequest{}
-	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[18]
+	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1454,7 +1720,7 @@ func (x *TrackPaymentRequest) String() string {
 func (*TrackPaymentRequest) ProtoMessage() {}
 
 func (x *TrackPaymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[18]
+	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1467,7 +1733,7 @@ func (x *TrackPaymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrackPaymentRequest.ProtoReflect.Descriptor instead.
 func (*TrackPaymentRequest) Descriptor() ([]byte, []int) {
-	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{18}
+	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *TrackPaymentRequest) GetPaymentHash() []byte {
@@ -1493,6 +1759,7 @@ type Payment struct {
 	PaymentRequest  string                 `protobuf:"bytes,9,opt,name=payment_request,json=paymentRequest,proto3" json:"payment_request,omitempty"`
 	Status          Payment_PaymentStatus  `protobuf:"varint,10,opt,name=status,proto3,enum=caddylightning.lndrpc.Payment_PaymentStatus" json:"status,omitempty"`
 	FeeSat          int64                  `protobuf:"varint,11,opt,name=fee_sat,json=feeSat,proto3" json:"fee_sat,omitempty"`
+	CreationTimeNs  int64                  `protobuf:"varint,13,opt,name=creation_time_ns,json=creationTimeNs,proto3" json:"creation_time_ns,omitempty"`
 	FailureReason   PaymentFailureReason   `protobuf:"varint,16,opt,name=failure_reason,json=failureReason,proto3,enum=caddylightning.lndrpc.PaymentFailureReason" json:"failure_reason,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
@@ -1500,7 +1767,7 @@ type Payment struct {
 
 func (x *Payment) Reset() {
 	*x = Payment{}
-	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[19]
+	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1512,7 +1779,7 @@ func (x *Payment) String() string {
 func (*Payment) ProtoMessage() {}
 
 func (x *Payment) ProtoReflect() protoreflect.Message {
-	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[19]
+	mi := &file_lnd_lndrpc_lndrpc_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1525,7 +1792,7 @@ func (x *Payment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Payment.ProtoReflect.Descriptor instead.
 func (*Payment) Descriptor() ([]byte, []int) {
-	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{19}
+	return file_lnd_lndrpc_lndrpc_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Payment) GetPaymentHash() string {
@@ -1570,6 +1837,13 @@ func (x *Payment) GetFeeSat() int64 {
 	return 0
 }
 
+func (x *Payment) GetCreationTimeNs() int64 {
+	if x != nil {
+		return x.CreationTimeNs
+	}
+	return 0
+}
+
 func (x *Payment) GetFailureReason() PaymentFailureReason {
 	if x != nil {
 		return x.FailureReason
@@ -1592,7 +1866,7 @@ const file_lnd_lndrpc_lndrpc_proto_rawDesc = "" +
 	"\aversion\x18\x0e \x01(\tR\aversion\x124\n" +
 	"\x06chains\x18\x10 \x03(\v2\x1c.caddylightning.lndrpc.ChainR\x06chains\"!\n" +
 	"\x05Chain\x12\x18\n" +
-	"\anetwork\x18\x02 \x01(\tR\anetwork\"\xac\x03\n" +
+	"\anetwork\x18\x02 \x01(\tR\anetwork\"\x90\x05\n" +
 	"\aInvoice\x12\x12\n" +
 	"\x04memo\x18\x01 \x01(\tR\x04memo\x12\x1d\n" +
 	"\n" +
@@ -1606,12 +1880,21 @@ const file_lnd_lndrpc_lndrpc_proto_rawDesc = "" +
 	"\fsettle_index\x18\x11 \x01(\x04R\vsettleIndex\x12 \n" +
 	"\famt_paid_sat\x18\x13 \x01(\x03R\n" +
 	"amtPaidSat\x12A\n" +
-	"\x05state\x18\x15 \x01(\x0e2+.caddylightning.lndrpc.Invoice.InvoiceStateR\x05state\"A\n" +
+	"\x05state\x18\x15 \x01(\x0e2+.caddylightning.lndrpc.Invoice.InvoiceStateR\x05state\x12\x15\n" +
+	"\x06is_amp\x18\x1b \x01(\bR\x05isAmp\x12_\n" +
+	"\x11amp_invoice_state\x18\x1c \x03(\v23.caddylightning.lndrpc.Invoice.AmpInvoiceStateEntryR\x0fampInvoiceState\x1aj\n" +
+	"\x14AmpInvoiceStateEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12<\n" +
+	"\x05value\x18\x02 \x01(\v2&.caddylightning.lndrpc.AMPInvoiceStateR\x05value:\x028\x01\"A\n" +
 	"\fInvoiceState\x12\b\n" +
 	"\x04OPEN\x10\x00\x12\v\n" +
 	"\aSETTLED\x10\x01\x12\f\n" +
 	"\bCANCELED\x10\x02\x12\f\n" +
-	"\bACCEPTED\x10\x03\"\x94\x01\n" +
+	"\bACCEPTED\x10\x03\"\x97\x01\n" +
+	"\x0fAMPInvoiceState\x12=\n" +
+	"\x05state\x18\x01 \x01(\x0e2'.caddylightning.lndrpc.InvoiceHTLCStateR\x05state\x12!\n" +
+	"\fsettle_index\x18\x02 \x01(\x04R\vsettleIndex\x12\"\n" +
+	"\ramt_paid_msat\x18\x05 \x01(\x03R\vamtPaidMsat\"\x94\x01\n" +
 	"\x12AddInvoiceResponse\x12\x15\n" +
 	"\x06r_hash\x18\x01 \x01(\fR\x05rHash\x12'\n" +
 	"\x0fpayment_request\x18\x02 \x01(\tR\x0epaymentRequest\x12\x1b\n" +
@@ -1621,7 +1904,16 @@ const file_lnd_lndrpc_lndrpc_proto_rawDesc = "" +
 	"\x06r_hash\x18\x02 \x01(\fR\x05rHash\"U\n" +
 	"\x13InvoiceSubscription\x12\x1b\n" +
 	"\tadd_index\x18\x01 \x01(\x04R\baddIndex\x12!\n" +
-	"\fsettle_index\x18\x02 \x01(\x04R\vsettleIndex\"\xdf\x01\n" +
+	"\fsettle_index\x18\x02 \x01(\x04R\vsettleIndex\"\xa0\x01\n" +
+	"\x12ListInvoiceRequest\x12!\n" +
+	"\fpending_only\x18\x01 \x01(\bR\vpendingOnly\x12!\n" +
+	"\findex_offset\x18\x04 \x01(\x04R\vindexOffset\x12(\n" +
+	"\x10num_max_invoices\x18\x05 \x01(\x04R\x0enumMaxInvoices\x12\x1a\n" +
+	"\breversed\x18\x06 \x01(\bR\breversed\"\xab\x01\n" +
+	"\x13ListInvoiceResponse\x12:\n" +
+	"\binvoices\x18\x01 \x03(\v2\x1e.caddylightning.lndrpc.InvoiceR\binvoices\x12*\n" +
+	"\x11last_index_offset\x18\x02 \x01(\x04R\x0flastIndexOffset\x12,\n" +
+	"\x12first_index_offset\x18\x03 \x01(\x04R\x10firstIndexOffset\"\xdf\x01\n" +
 	"\x13ListChannelsRequest\x12\x1f\n" +
 	"\vactive_only\x18\x01 \x01(\bR\n" +
 	"activeOnly\x12#\n" +
@@ -1663,14 +1955,16 @@ const file_lnd_lndrpc_lndrpc_proto_rawDesc = "" +
 	"\aactions\x18\x02 \x03(\tR\aactions\"\x11\n" +
 	"\x0fGetStateRequest\"L\n" +
 	"\x10GetStateResponse\x128\n" +
-	"\x05state\x18\x01 \x01(\x0e2\".caddylightning.lndrpc.WalletStateR\x05state\"\xbb\x03\n" +
+	"\x05state\x18\x01 \x01(\x0e2\".caddylightning.lndrpc.WalletStateR\x05state\"\xda\x03\n" +
 	"\x12SendPaymentRequest\x12\x12\n" +
 	"\x04dest\x18\x01 \x01(\fR\x04dest\x12\x10\n" +
 	"\x03amt\x18\x02 \x01(\x03R\x03amt\x12!\n" +
 	"\fpayment_hash\x18\x03 \x01(\fR\vpaymentHash\x12'\n" +
 	"\x0fpayment_request\x18\x05 \x01(\tR\x0epaymentRequest\x12'\n" +
 	"\x0ftimeout_seconds\x18\x06 \x01(\x05R\x0etimeoutSeconds\x12\"\n" +
-	"\rfee_limit_sat\x18\a \x01(\x03R\vfeeLimitSat\x12p\n" +
+	"\rfee_limit_sat\x18\a \x01(\x03R\vfeeLimitSat\x12\x1d\n" +
+	"\n" +
+	"cltv_limit\x18\t \x01(\x05R\tcltvLimit\x12p\n" +
 	"\x13dest_custom_records\x18\v \x03(\v2@.caddylightning.lndrpc.SendPaymentRequest.DestCustomRecordsEntryR\x11destCustomRecords\x12.\n" +
 	"\x13no_inflight_updates\x18\x12 \x01(\bR\x11noInflightUpdates\x1aD\n" +
 	"\x16DestCustomRecordsEntry\x12\x10\n" +
@@ -1678,7 +1972,7 @@ const file_lnd_lndrpc_lndrpc_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"h\n" +
 	"\x13TrackPaymentRequest\x12!\n" +
 	"\fpayment_hash\x18\x01 \x01(\fR\vpaymentHash\x12.\n" +
-	"\x13no_inflight_updates\x18\x02 \x01(\bR\x11noInflightUpdates\"\xab\x03\n" +
+	"\x13no_inflight_updates\x18\x02 \x01(\bR\x11noInflightUpdates\"\xd5\x03\n" +
 	"\aPayment\x12!\n" +
 	"\fpayment_hash\x18\x01 \x01(\tR\vpaymentHash\x12)\n" +
 	"\x10payment_preimage\x18\x06 \x01(\tR\x0fpaymentPreimage\x12\x1b\n" +
@@ -1686,7 +1980,8 @@ const file_lnd_lndrpc_lndrpc_proto_rawDesc = "" +
 	"\x0fpayment_request\x18\t \x01(\tR\x0epaymentRequest\x12D\n" +
 	"\x06status\x18\n" +
 	" \x01(\x0e2,.caddylightning.lndrpc.Payment.PaymentStatusR\x06status\x12\x17\n" +
-	"\afee_sat\x18\v \x01(\x03R\x06feeSat\x12R\n" +
+	"\afee_sat\x18\v \x01(\x03R\x06feeSat\x12(\n" +
+	"\x10creation_time_ns\x18\r \x01(\x03R\x0ecreationTimeNs\x12R\n" +
 	"\x0efailure_reason\x18\x10 \x01(\x0e2+.caddylightning.lndrpc.PaymentFailureReasonR\rfailureReason\"Y\n" +
 	"\rPaymentStatus\x12\x0f\n" +
 	"\aUNKNOWN\x10\x00\x1a\x02\b\x01\x12\r\n" +
@@ -1694,7 +1989,11 @@ const file_lnd_lndrpc_lndrpc_proto_rawDesc = "" +
 	"\tSUCCEEDED\x10\x02\x12\n" +
 	"\n" +
 	"\x06FAILED\x10\x03\x12\r\n" +
-	"\tINITIATED\x10\x04*s\n" +
+	"\tINITIATED\x10\x04*;\n" +
+	"\x10InvoiceHTLCState\x12\f\n" +
+	"\bACCEPTED\x10\x00\x12\v\n" +
+	"\aSETTLED\x10\x01\x12\f\n" +
+	"\bCANCELED\x10\x02*s\n" +
 	"\vWalletState\x12\x10\n" +
 	"\fNON_EXISTING\x10\x00\x12\n" +
 	"\n" +
@@ -1725,50 +2024,59 @@ func file_lnd_lndrpc_lndrpc_proto_rawDescGZIP() []byte {
 	return file_lnd_lndrpc_lndrpc_proto_rawDescData
 }
 
-var file_lnd_lndrpc_lndrpc_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_lnd_lndrpc_lndrpc_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_lnd_lndrpc_lndrpc_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_lnd_lndrpc_lndrpc_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_lnd_lndrpc_lndrpc_proto_goTypes = []any{
-	(WalletState)(0),             // 0: caddylightning.lndrpc.WalletState
-	(PaymentFailureReason)(0),    // 1: caddylightning.lndrpc.PaymentFailureReason
-	(Invoice_InvoiceState)(0),    // 2: caddylightning.lndrpc.Invoice.InvoiceState
-	(Payment_PaymentStatus)(0),   // 3: caddylightning.lndrpc.Payment.PaymentStatus
-	(*GetInfoRequest)(nil),       // 4: caddylightning.lndrpc.GetInfoRequest
-	(*GetInfoResponse)(nil),      // 5: caddylightning.lndrpc.GetInfoResponse
-	(*Chain)(nil),                // 6: caddylightning.lndrpc.Chain
-	(*Invoice)(nil),              // 7: caddylightning.lndrpc.Invoice
-	(*AddInvoiceResponse)(nil),   // 8: caddylightning.lndrpc.AddInvoiceResponse
-	(*PaymentHash)(nil),          // 9: caddylightning.lndrpc.PaymentHash
-	(*InvoiceSubscription)(nil),  // 10: caddylightning.lndrpc.InvoiceSubscription
-	(*ListChannelsRequest)(nil),  // 11: caddylightning.lndrpc.ListChannelsRequest
-	(*ListChannelsResponse)(nil), // 12: caddylightning.lndrpc.ListChannelsResponse
-	(*Channel)(nil),              // 13: caddylightning.lndrpc.Channel
-	(*CheckMacPermRequest)(nil),  // 14: caddylightning.lndrpc.CheckMacPermRequest
-	(*MacaroonPermission)(nil),   // 15: caddylightning.lndrpc.MacaroonPermission
-	(*CheckMacPermResponse)(nil), // 16: caddylightning.lndrpc.CheckMacPermResponse
-	(*MacaroonId)(nil),           // 17: caddylightning.lndrpc.MacaroonId
-	(*Op)(nil),                   // 18: caddylightning.lndrpc.Op
-	(*GetStateRequest)(nil),      // 19: caddylightning.lndrpc.GetStateRequest
-	(*GetStateResponse)(nil),     // 20: caddylightning.lndrpc.GetStateResponse
-	(*SendPaymentRequest)(nil),   // 21: caddylightning.lndrpc.SendPaymentRequest
-	(*TrackPaymentRequest)(nil),  // 22: caddylightning.lndrpc.TrackPaymentRequest
-	(*Payment)(nil),              // 23: caddylightning.lndrpc.Payment
-	nil,                          // 24: caddylightning.lndrpc.SendPaymentRequest.DestCustomRecordsEntry
+	(InvoiceHTLCState)(0),        // 0: caddylightning.lndrpc.InvoiceHTLCState
+	(WalletState)(0),             // 1: caddylightning.lndrpc.WalletState
+	(PaymentFailureReason)(0),    // 2: caddylightning.lndrpc.PaymentFailureReason
+	(Invoice_InvoiceState)(0),    // 3: caddylightning.lndrpc.Invoice.InvoiceState
+	(Payment_PaymentStatus)(0),   // 4: caddylightning.lndrpc.Payment.PaymentStatus
+	(*GetInfoRequest)(nil),       // 5: caddylightning.lndrpc.GetInfoRequest
+	(*GetInfoResponse)(nil),      // 6: caddylightning.lndrpc.GetInfoResponse
+	(*Chain)(nil),                // 7: caddylightning.lndrpc.Chain
+	(*Invoice)(nil),              // 8: caddylightning.lndrpc.Invoice
+	(*AMPInvoiceState)(nil),      // 9: caddylightning.lndrpc.AMPInvoiceState
+	(*AddInvoiceResponse)(nil),   // 10: caddylightning.lndrpc.AddInvoiceResponse
+	(*PaymentHash)(nil),          // 11: caddylightning.lndrpc.PaymentHash
+	(*InvoiceSubscription)(nil),  // 12: caddylightning.lndrpc.InvoiceSubscription
+	(*ListInvoiceRequest)(nil),   // 13: caddylightning.lndrpc.ListInvoiceRequest
+	(*ListInvoiceResponse)(nil),  // 14: caddylightning.lndrpc.ListInvoiceResponse
+	(*ListChannelsRequest)(nil),  // 15: caddylightning.lndrpc.ListChannelsRequest
+	(*ListChannelsResponse)(nil), // 16: caddylightning.lndrpc.ListChannelsResponse
+	(*Channel)(nil),              // 17: caddylightning.lndrpc.Channel
+	(*CheckMacPermRequest)(nil),  // 18: caddylightning.lndrpc.CheckMacPermRequest
+	(*MacaroonPermission)(nil),   // 19: caddylightning.lndrpc.MacaroonPermission
+	(*CheckMacPermResponse)(nil), // 20: caddylightning.lndrpc.CheckMacPermResponse
+	(*MacaroonId)(nil),           // 21: caddylightning.lndrpc.MacaroonId
+	(*Op)(nil),                   // 22: caddylightning.lndrpc.Op
+	(*GetStateRequest)(nil),      // 23: caddylightning.lndrpc.GetStateRequest
+	(*GetStateResponse)(nil),     // 24: caddylightning.lndrpc.GetStateResponse
+	(*SendPaymentRequest)(nil),   // 25: caddylightning.lndrpc.SendPaymentRequest
+	(*TrackPaymentRequest)(nil),  // 26: caddylightning.lndrpc.TrackPaymentRequest
+	(*Payment)(nil),              // 27: caddylightning.lndrpc.Payment
+	nil,                          // 28: caddylightning.lndrpc.Invoice.AmpInvoiceStateEntry
+	nil,                          // 29: caddylightning.lndrpc.SendPaymentRequest.DestCustomRecordsEntry
 }
 var file_lnd_lndrpc_lndrpc_proto_depIdxs = []int32{
-	6,  // 0: caddylightning.lndrpc.GetInfoResponse.chains:type_name -> caddylightning.lndrpc.Chain
-	2,  // 1: caddylightning.lndrpc.Invoice.state:type_name -> caddylightning.lndrpc.Invoice.InvoiceState
-	13, // 2: caddylightning.lndrpc.ListChannelsResponse.channels:type_name -> caddylightning.lndrpc.Channel
-	15, // 3: caddylightning.lndrpc.CheckMacPermRequest.permissions:type_name -> caddylightning.lndrpc.MacaroonPermission
-	18, // 4: caddylightning.lndrpc.MacaroonId.ops:type_name -> caddylightning.lndrpc.Op
-	0,  // 5: caddylightning.lndrpc.GetStateResponse.state:type_name -> caddylightning.lndrpc.WalletState
-	24, // 6: caddylightning.lndrpc.SendPaymentRequest.dest_custom_records:type_name -> caddylightning.lndrpc.SendPaymentRequest.DestCustomRecordsEntry
-	3,  // 7: caddylightning.lndrpc.Payment.status:type_name -> caddylightning.lndrpc.Payment.PaymentStatus
-	1,  // 8: caddylightning.lndrpc.Payment.failure_reason:type_name -> caddylightning.lndrpc.PaymentFailureReason
-	9,  // [9:9] is the sub-list for method output_type
-	9,  // [9:9] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	7,  // 0: caddylightning.lndrpc.GetInfoResponse.chains:type_name -> caddylightning.lndrpc.Chain
+	3,  // 1: caddylightning.lndrpc.Invoice.state:type_name -> caddylightning.lndrpc.Invoice.InvoiceState
+	28, // 2: caddylightning.lndrpc.Invoice.amp_invoice_state:type_name -> caddylightning.lndrpc.Invoice.AmpInvoiceStateEntry
+	0,  // 3: caddylightning.lndrpc.AMPInvoiceState.state:type_name -> caddylightning.lndrpc.InvoiceHTLCState
+	8,  // 4: caddylightning.lndrpc.ListInvoiceResponse.invoices:type_name -> caddylightning.lndrpc.Invoice
+	17, // 5: caddylightning.lndrpc.ListChannelsResponse.channels:type_name -> caddylightning.lndrpc.Channel
+	19, // 6: caddylightning.lndrpc.CheckMacPermRequest.permissions:type_name -> caddylightning.lndrpc.MacaroonPermission
+	22, // 7: caddylightning.lndrpc.MacaroonId.ops:type_name -> caddylightning.lndrpc.Op
+	1,  // 8: caddylightning.lndrpc.GetStateResponse.state:type_name -> caddylightning.lndrpc.WalletState
+	29, // 9: caddylightning.lndrpc.SendPaymentRequest.dest_custom_records:type_name -> caddylightning.lndrpc.SendPaymentRequest.DestCustomRecordsEntry
+	4,  // 10: caddylightning.lndrpc.Payment.status:type_name -> caddylightning.lndrpc.Payment.PaymentStatus
+	2,  // 11: caddylightning.lndrpc.Payment.failure_reason:type_name -> caddylightning.lndrpc.PaymentFailureReason
+	9,  // 12: caddylightning.lndrpc.Invoice.AmpInvoiceStateEntry.value:type_name -> caddylightning.lndrpc.AMPInvoiceState
+	13, // [13:13] is the sub-list for method output_type
+	13, // [13:13] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_lnd_lndrpc_lndrpc_proto_init() }
@@ -1781,8 +2089,8 @@ func file_lnd_lndrpc_lndrpc_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lnd_lndrpc_lndrpc_proto_rawDesc), len(file_lnd_lndrpc_lndrpc_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   21,
+			NumEnums:      5,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -137,6 +137,7 @@ func TestMethodsAreLnds(t *testing.T) {
 		{lndrpc.AddInvoiceMethod, &lndrpc.Invoice{}, &lndrpc.AddInvoiceResponse{}, false},
 		{lndrpc.LookupInvoiceMethod, &lndrpc.PaymentHash{}, &lndrpc.Invoice{}, false},
 		{lndrpc.SubscribeInvoicesMethod, &lndrpc.InvoiceSubscription{}, &lndrpc.Invoice{}, true},
+		{lndrpc.ListInvoicesMethod, &lndrpc.ListInvoiceRequest{}, &lndrpc.ListInvoiceResponse{}, false},
 		{lndrpc.ListChannelsMethod, &lndrpc.ListChannelsRequest{}, &lndrpc.ListChannelsResponse{}, false},
 		{lndrpc.CheckMacaroonPermissionsMethod, &lndrpc.CheckMacPermRequest{}, &lndrpc.CheckMacPermResponse{}, false},
 		{lndrpc.GetStateMethod, &lndrpc.GetStateRequest{}, &lndrpc.GetStateResponse{}, false},

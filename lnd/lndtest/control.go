@@ -8,6 +8,7 @@ import (
 
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
@@ -135,6 +136,8 @@ func (n *Node) admit(ctx context.Context, fullMethod string) error {
 		case <-timer.C:
 		case <-ctx.Done():
 			return status.FromContextError(ctx.Err()).Err()
+		case <-n.stoppingCh():
+			return status.Error(codes.Unavailable, "lndtest: node is shutting down")
 		}
 	}
 

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/btcsuite/btcd/btcutil"
@@ -18,6 +19,7 @@ import (
 const (
 	maxMemoSize          = 1024
 	defaultInvoiceExpiry = 24 * time.Hour
+	defaultAMPExpiry     = 30 * 24 * time.Hour
 	maxInvoiceExpiry     = 365 * 24 * time.Hour
 )
 
@@ -48,6 +50,7 @@ type invoice struct {
 	settled     time.Time
 	amtPaidMsat int64
 	state       lnrpc.Invoice_InvoiceState
+	amp         bool // paid in HTLC sets, each with its own preimage
 }
 
 // refreshLocked cancels an OPEN invoice past its expiry, as lnd's invoice
@@ -58,7 +61,10 @@ func (n *Node) refreshLocked(inv *invoice) {
 	}
 }
 
-// rpc renders the invoice as lnd's LookupInvoice does.
+// rpc renders the invoice as lnd's LookupInvoice does. A settled AMP
+// invoice shows its one HTLC set, keyed by a set id derived from its
+// hash, with the settle index; the invoice itself has none, and no
+// preimage.
 func (inv *invoice) rpc() *lnrpc.Invoice {
 	r := &lnrpc.Invoice{
 		Memo:            inv.memo,
@@ -89,6 +95,20 @@ func (inv *invoice) rpc() *lnrpc.Invoice {
 	if !inv.settled.IsZero() {
 		r.SettleDate = inv.settled.Unix()
 	}
+	if inv.amp {
+		r.IsAmp = true
+		r.RPreimage = nil
+		r.AmpInvoiceState = map[string]*lnrpc.AMPInvoiceState{}
+		if inv.state == lnrpc.Invoice_SETTLED {
+			setID := sha256.Sum256(inv.hash[:])
+			r.AmpInvoiceState[hex.EncodeToString(setID[:])] = &lnrpc.AMPInvoiceState{
+				State: lnrpc.InvoiceHTLCState_SETTLED, SettleIndex: inv.settleIndex,
+				SettleTime: inv.settled.Unix(), AmtPaidMsat: inv.amtPaidMsat,
+			}
+			r.SettleIndex = 0
+			r.SettleDate = 0
+		}
+	}
 	return r
 }
 
@@ -98,9 +118,6 @@ func (n *Node) addInvoice(req *lnrpc.Invoice) (*lnrpc.AddInvoiceResponse, error)
 	value, err := lnrpc.UnmarshallAmt(req.Value, req.ValueMsat)
 	if err != nil {
 		return nil, err
-	}
-	if req.IsAmp {
-		return nil, errors.New("lndtest: AMP invoices are not supported by the fake")
 	}
 	// private adds route hints for the node's private channels (see
 	// SetChannels). lnd's AddInvoice ignores r_hash.
@@ -130,6 +147,9 @@ func (n *Node) addInvoice(req *lnrpc.Invoice) (*lnrpc.AddInvoiceResponse, error)
 		return nil, fmt.Errorf("invoice amount %v is too large, max is %v", value.ToSatoshis(), maxAmt)
 	}
 	expiry := defaultInvoiceExpiry
+	if req.IsAmp {
+		expiry = defaultAMPExpiry
+	}
 	if req.Expiry > 0 {
 		if float64(req.Expiry) > maxInvoiceExpiry.Seconds() {
 			return nil, fmt.Errorf("expiry of %v seconds greater than max expiry of %v seconds",
@@ -148,6 +168,7 @@ func (n *Node) addInvoice(req *lnrpc.Invoice) (*lnrpc.AddInvoiceResponse, error)
 		expiry:    expiry,
 		private:   req.Private,
 		state:     lnrpc.Invoice_OPEN,
+		amp:       req.IsAmp,
 	}
 	if _, err := rand.Read(inv.payAddr[:]); err != nil {
 		return nil, fmt.Errorf("payment address: %w", err)
@@ -203,6 +224,58 @@ func (n *Node) lookupInvoice(req *lnrpc.PaymentHash) (*lnrpc.Invoice, error) {
 	return inv.rpc(), nil
 }
 
+// listInvoices does lnd's ListInvoices (without the creation date
+// filters): up to num_max_invoices (default 100) invoices after
+// index_offset, or before it (from the latest if 0) when reversed, in add
+// order either way.
+func (n *Node) listInvoices(req *lnrpc.ListInvoiceRequest) *lnrpc.ListInvoiceResponse {
+	limit := req.NumMaxInvoices
+	if limit == 0 {
+		limit = 100
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var picked []*invoice
+	if req.Reversed {
+		end := uint64(len(n.byAdd))
+		if req.IndexOffset > 0 {
+			end = min(req.IndexOffset-1, end)
+		}
+		for i := int(end) - 1; i >= 0 && uint64(len(picked)) < limit; i-- {
+			if inv := n.byAdd[i]; n.listedLocked(inv, req.PendingOnly) {
+				picked = append(picked, inv)
+			}
+		}
+		slices.Reverse(picked)
+	} else {
+		for _, inv := range n.byAdd[min(req.IndexOffset, uint64(len(n.byAdd))):] {
+			if uint64(len(picked)) == limit {
+				break
+			}
+			if n.listedLocked(inv, req.PendingOnly) {
+				picked = append(picked, inv)
+			}
+		}
+	}
+	resp := &lnrpc.ListInvoiceResponse{}
+	for _, inv := range picked {
+		resp.Invoices = append(resp.Invoices, inv.rpc())
+	}
+	if len(picked) > 0 {
+		resp.FirstIndexOffset = picked[0].addIndex
+		resp.LastIndexOffset = picked[len(picked)-1].addIndex
+	}
+	return resp
+}
+
+// listedLocked refreshes inv and reports whether a listing of pendingOnly
+// shows it: pending invoices are neither settled nor canceled. n.mu must be
+// held.
+func (n *Node) listedLocked(inv *invoice, pendingOnly bool) bool {
+	n.refreshLocked(inv)
+	return !pendingOnly || inv.state == lnrpc.Invoice_OPEN || inv.state == lnrpc.Invoice_ACCEPTED
+}
+
 // hashFromRequest reads r_hash_str or r_hash as lnd does.
 func hashFromRequest(req *lnrpc.PaymentHash) ([32]byte, error) {
 	var hash [32]byte
@@ -224,8 +297,9 @@ func hashFromRequest(req *lnrpc.PaymentHash) ([32]byte, error) {
 // Settle marks one of the node's own invoices (from AddInvoice) paid in
 // full, as if a payer's HTLC had arrived: state SETTLED, the next
 // settle_index, settle_date and amt_paid set, and a SETTLED update on every
-// SubscribeInvoices stream. It fails for unknown, already settled and
-// CANCELED (expired) invoices.
+// SubscribeInvoices stream. An AMP invoice (is_amp) is paid by one HTLC
+// set, as lnd v0.21 reports it (see rpc). It fails for unknown, already
+// settled and CANCELED (expired) invoices.
 func (n *Node) Settle(paymentHash [32]byte) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()

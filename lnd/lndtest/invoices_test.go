@@ -246,3 +246,32 @@ func waitSubscribers(t *testing.T, n *Node, want int) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func TestListInvoices(t *testing.T) {
+	n, c := startWithClients(t)
+	resp, err := c.ln.ListInvoices(ctxT(t), &lnrpc.ListInvoiceRequest{Reversed: true})
+	if err != nil || len(resp.Invoices) != 0 || resp.LastIndexOffset != 0 {
+		t.Fatalf("no invoices: %v %v", resp, err)
+	}
+	var hashes [][32]byte
+	for i := range 5 {
+		_, h := addInvoice(t, c, int64(i+1), "")
+		hashes = append(hashes, h)
+	}
+	if err := n.Settle(hashes[1]); err != nil {
+		t.Fatal(err)
+	}
+	resp, err = c.ln.ListInvoices(ctxT(t), &lnrpc.ListInvoiceRequest{Reversed: true, NumMaxInvoices: 2})
+	if err != nil || len(resp.Invoices) != 2 || resp.Invoices[0].AddIndex != 4 || resp.Invoices[1].AddIndex != 5 ||
+		resp.FirstIndexOffset != 4 || resp.LastIndexOffset != 5 {
+		t.Fatalf("latest two: %v %v", resp, err)
+	}
+	resp, err = c.ln.ListInvoices(ctxT(t), &lnrpc.ListInvoiceRequest{IndexOffset: 1, NumMaxInvoices: 2})
+	if err != nil || len(resp.Invoices) != 2 || resp.Invoices[0].AddIndex != 2 || resp.Invoices[0].SettleIndex != 1 {
+		t.Fatalf("two after 1: %v %v", resp, err)
+	}
+	resp, err = c.ln.ListInvoices(ctxT(t), &lnrpc.ListInvoiceRequest{PendingOnly: true, Reversed: true, IndexOffset: 3})
+	if err != nil || len(resp.Invoices) != 1 || resp.Invoices[0].AddIndex != 1 {
+		t.Fatalf("pending before 3: %v %v", resp, err)
+	}
+}

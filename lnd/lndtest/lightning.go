@@ -55,6 +55,11 @@ func (s lightningService) LookupInvoice(_ context.Context, req *lnrpc.PaymentHas
 	return s.n.lookupInvoice(req)
 }
 
+// ListInvoices lists the node's invoices by add index.
+func (s lightningService) ListInvoices(_ context.Context, req *lnrpc.ListInvoiceRequest) (*lnrpc.ListInvoiceResponse, error) {
+	return s.n.listInvoices(req), nil
+}
+
 // SubscribeInvoices streams invoice additions and settlements.
 func (s lightningService) SubscribeInvoices(req *lnrpc.InvoiceSubscription, stream lnrpc.Lightning_SubscribeInvoicesServer) error {
 	return s.n.subscribeInvoices(stream.Context(), req, stream.Send)
@@ -95,6 +100,7 @@ func (s stateService) GetState(context.Context, *lnrpc.GetStateRequest) (*lnrpc.
 // SubscribeState streams the current state, then every change.
 func (s stateService) SubscribeState(_ *lnrpc.SubscribeStateRequest, stream lnrpc.State_SubscribeStateServer) error {
 	n := s.n
+	stopping := n.stoppingCh()
 	sent := lnrpc.WalletState(-1)
 	for {
 		n.mu.Lock()
@@ -110,7 +116,7 @@ func (s stateService) SubscribeState(_ *lnrpc.SubscribeStateRequest, stream lnrp
 		case <-changed:
 		case <-stream.Context().Done():
 			return nil
-		case <-n.closed:
+		case <-stopping:
 			return nil
 		}
 	}

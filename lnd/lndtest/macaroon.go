@@ -37,6 +37,7 @@ var methodPermissions = map[string]string{
 	"/lnrpc.Lightning/AddInvoice":               "invoices:write",
 	"/lnrpc.Lightning/LookupInvoice":            "invoices:read",
 	"/lnrpc.Lightning/SubscribeInvoices":        "invoices:read",
+	"/lnrpc.Lightning/ListInvoices":             "invoices:read",
 	"/lnrpc.Lightning/DecodePayReq":             "offchain:read",
 	"/lnrpc.Lightning/ListChannels":             "offchain:read",
 	"/lnrpc.Lightning/CheckMacaroonPermissions": "macaroon:read",

@@ -65,8 +65,9 @@ type Node struct {
 	dir     string
 	addr    string
 
-	srvMu sync.Mutex // guards srv and addr
-	srv   *grpc.Server
+	srvMu    sync.Mutex // guards srv, stopping and addr
+	srv      *grpc.Server
+	stopping chan struct{} // closed when Stop begins: streams end as lnd's do
 
 	closed    chan struct{} // closed at cleanup; ends payment resolvers
 	closeOnce sync.Once
@@ -91,6 +92,7 @@ type Node struct {
 	invSubs  int           // open SubscribeInvoices streams
 	payable  map[[32]byte]*payableInvoice
 	payments map[[32]byte]*payment
+	attempts map[[32]byte]int // SendPaymentV2 calls that started a payment, per hash
 	paySeq   uint64
 	payFail  lnrpc.PaymentFailureReason
 	payDelay time.Duration
@@ -170,6 +172,7 @@ func newNode(t testing.TB, opts []Option) (*Node, error) {
 		eventsCh: make(chan struct{}),
 		payable:  make(map[[32]byte]*payableInvoice),
 		payments: make(map[[32]byte]*payment),
+		attempts: make(map[[32]byte]int),
 	}
 	files["tls.cert"], files["tls.key"] = certPEM, keyPEM
 	for name, data := range files {
@@ -279,22 +282,38 @@ func (n *Node) serve(addr string) error {
 	n.srvMu.Lock()
 	n.addr = lis.Addr().String()
 	n.srv = srv
+	n.stopping = make(chan struct{})
 	n.srvMu.Unlock()
 	go func() { _ = srv.Serve(lis) }()
 	return nil
 }
 
-// Stop stops serving: open calls and streams end with codes.Unavailable and
-// new connections are refused, as when lnd is down. State (invoices,
-// payments, counters) is kept for Restart. Stop is idempotent.
+// Stop shuts the node down as lnd does on SIGINT or SIGTERM: open
+// SendPaymentV2 and TrackPaymentV2 streams end with lnd's plain error
+// "routerrpc server shutting down" (codes.Unknown), whatever became of the
+// payment; SubscribeInvoices streams end without an error; then new calls
+// and connections are refused (codes.Unavailable). Payments in flight stay
+// in flight and complete as they would have (see Restart). State
+// (invoices, payments, counters) is kept for Restart. Stop is idempotent.
 func (n *Node) Stop() {
 	n.srvMu.Lock()
-	srv := n.srv
+	srv, stopping := n.srv, n.stopping
 	n.srv = nil
 	n.srvMu.Unlock()
 	if srv != nil {
-		srv.Stop()
+		close(stopping)
+		srv.GracefulStop() // every open call ends on stopping
 	}
+}
+
+// stoppingCh is closed when the serving node begins to stop.
+func (n *Node) stoppingCh() <-chan struct{} {
+	n.srvMu.Lock()
+	defer n.srvMu.Unlock()
+	if n.stopping == nil {
+		return make(chan struct{})
+	}
+	return n.stopping
 }
 
 // Restart serves again on the same address after Stop, with the same

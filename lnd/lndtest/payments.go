@@ -2,11 +2,14 @@ package lndtest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/btcsuite/btcd/btcutil"
@@ -16,11 +19,12 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// lnd's payment database errors.
+// lnd's payment database errors, and the router's on shutdown.
 var (
 	errAlreadyPaid         = errors.New("invoice is already paid")
 	errPaymentInFlight     = errors.New("payment is in transition")
 	errPaymentNotInitiated = errors.New("payment isn't initiated")
+	errShuttingDown        = errors.New("routerrpc server shutting down")
 )
 
 // payment is one payment this node sent (the latest attempt per hash).
@@ -30,11 +34,13 @@ type payment struct {
 	valueMsat int64
 	feeMsat   int64 // zero unless SUCCEEDED
 	payReq    string
+	cltvLimit uint32
 	created   time.Time
 	index     uint64
 	status    lnrpc.Payment_PaymentStatus
 	reason    lnrpc.PaymentFailureReason
 	done      chan struct{} // closed when status is final
+	held      chan bool     // a payee holding the HTLC: true settles, false cancels; nil if not held
 }
 
 // rpc renders the payment as lnd's MarshallPayment does (without HTLCs).
@@ -64,6 +70,7 @@ type payableInvoice struct {
 	preimage  [32]byte
 	valueMsat int64
 	failure   lnrpc.PaymentFailureReason
+	hold      bool
 }
 
 // outcome is how a payment will end.
@@ -133,13 +140,18 @@ func (n *Node) startPayment(ctx context.Context, in *payIntent) (*payment, *lnrp
 		hash:      in.hash,
 		valueMsat: in.amtMsat,
 		payReq:    in.payReq,
+		cltvLimit: in.cltvLimit,
 		created:   n.cfg.now(),
 		index:     n.paySeq,
 		status:    lnrpc.Payment_IN_FLIGHT,
 		done:      make(chan struct{}),
 	}
 	n.payments[in.hash] = p
+	n.attempts[in.hash]++
 	out := n.outcomeLocked(in)
+	if pi := n.payable[in.hash]; pi != nil && pi.hold && out.status == lnrpc.Payment_SUCCEEDED {
+		p.held = make(chan bool, 1)
+	}
 	var cancel <-chan struct{}
 	if in.cancelable {
 		cancel = ctx.Done()
@@ -150,7 +162,8 @@ func (n *Node) startPayment(ctx context.Context, in *payIntent) (*payment, *lnrp
 }
 
 // resolve ends a payment after latency, or with FAILURE_REASON_CANCELED if
-// cancel (the stream of a cancelable payment) closes first.
+// cancel (the stream of a cancelable payment) closes first. A held payment
+// then waits for the payee to settle or cancel it.
 func (n *Node) resolve(p *payment, out outcome, latency time.Duration, cancel <-chan struct{}) {
 	defer n.wg.Done()
 	if latency > 0 {
@@ -160,6 +173,16 @@ func (n *Node) resolve(p *payment, out outcome, latency time.Duration, cancel <-
 		case <-timer.C:
 		case <-cancel:
 			out = failed(lnrpc.PaymentFailureReason_FAILURE_REASON_CANCELED)
+		case <-n.closed:
+			return
+		}
+	}
+	if p.held != nil && out.status == lnrpc.Payment_SUCCEEDED {
+		select {
+		case settle := <-p.held:
+			if !settle {
+				out = failed(lnrpc.PaymentFailureReason_FAILURE_REASON_INCORRECT_PAYMENT_DETAILS)
+			}
 		case <-n.closed:
 			return
 		}
@@ -175,8 +198,10 @@ func (n *Node) resolve(p *payment, out outcome, latency time.Duration, cancel <-
 
 // trackPayment sends first (unless it is IN_FLIGHT and noInflight), waits
 // for the payment to be final, sends that state and ends the stream, as lnd
-// does. It also ends when the client cancels or the node stops.
+// does. It also ends when the client cancels, or with lnd's plain
+// "routerrpc server shutting down" when the node stops.
 func (n *Node) trackPayment(ctx context.Context, p *payment, first *lnrpc.Payment, noInflight bool, send func(*lnrpc.Payment) error) error {
+	stopping := n.stoppingCh()
 	if first.Status == lnrpc.Payment_SUCCEEDED || first.Status == lnrpc.Payment_FAILED {
 		return send(first)
 	}
@@ -189,8 +214,8 @@ func (n *Node) trackPayment(ctx context.Context, p *payment, first *lnrpc.Paymen
 	case <-p.done:
 	case <-ctx.Done():
 		return nil
-	case <-n.closed:
-		return nil
+	case <-stopping:
+		return errShuttingDown
 	}
 	n.mu.Lock()
 	final := p.rpc()
@@ -206,6 +231,7 @@ type payableParams struct {
 	expiry  time.Duration
 	created time.Time
 	failure lnrpc.PaymentFailureReason
+	hold    bool
 }
 
 // InvoiceMemo sets the invoice description (default "lndtest payable").
@@ -223,6 +249,11 @@ func InvoiceTimestamp(t time.Time) InvoiceOption { return func(p *payableParams)
 func InvoiceFailure(reason lnrpc.PaymentFailureReason) InvoiceOption {
 	return func(p *payableParams) { p.failure = reason }
 }
+
+// InvoiceHeld makes the payee hold the HTLCs of every payment of the
+// invoice, as a hold invoice does: the payment stays IN_FLIGHT, across
+// Stop and Restart, until SettleHeld or CancelHeld.
+func InvoiceHeld() InvoiceOption { return func(p *payableParams) { p.hold = true } }
 
 // NewPayableInvoice returns a BOLT11 invoice of another node (PeerPubkey),
 // for this node's network, that this node can pay: SendPaymentV2 on it
@@ -256,8 +287,67 @@ func (n *Node) NewPayableInvoice(amtSat int64, opts ...InvoiceOption) (payreq st
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.payable[sha256.Sum256(preimage[:])] = &payableInvoice{preimage: preimage, valueMsat: valueMsat, failure: p.failure}
+	n.payable[sha256.Sum256(preimage[:])] = &payableInvoice{preimage: preimage, valueMsat: valueMsat, failure: p.failure, hold: p.hold}
 	return payreq, preimage
+}
+
+// SettleHeld has the payee settle the held payment to hash (see
+// InvoiceHeld): it ends SUCCEEDED. It fails if no payment to hash is held.
+func (n *Node) SettleHeld(hash [32]byte) error { return n.releaseHeld(hash, true) }
+
+// CancelHeld has the payee cancel the held payment to hash: it ends FAILED
+// with FAILURE_REASON_INCORRECT_PAYMENT_DETAILS, as when a payee cancels
+// a hold invoice.
+func (n *Node) CancelHeld(hash [32]byte) error { return n.releaseHeld(hash, false) }
+
+func (n *Node) releaseHeld(hash [32]byte, settle bool) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	p := n.payments[hash]
+	if p == nil || p.held == nil || p.status != lnrpc.Payment_IN_FLIGHT {
+		return fmt.Errorf("lndtest: no held payment to %x", hash[:])
+	}
+	select {
+	case p.held <- settle:
+		return nil
+	default:
+		return fmt.Errorf("lndtest: the payment to %x was released already", hash[:])
+	}
+}
+
+// PaymentRecord is what the node keeps of its payment to one hash, as
+// lncli listpayments shows it.
+type PaymentRecord struct {
+	Hash     [32]byte
+	Status   lnrpc.Payment_PaymentStatus
+	Reason   lnrpc.PaymentFailureReason
+	ValueSat int64
+	FeeSat   int64
+	// CLTVLimit is the cltv_limit the latest attempt was sent with (lnd's
+	// --max-cltv-expiry, 2016, if the request had none).
+	CLTVLimit uint32
+	// Attempts counts the SendPaymentV2 calls that started a payment to
+	// the hash; more than one means a payment was retried after it failed.
+	Attempts int
+}
+
+// Payments lists the node's payments, in the order of their latest attempt.
+func (n *Node) Payments() []PaymentRecord {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	list := make([]PaymentRecord, 0, len(n.payments))
+	for hash, p := range n.payments {
+		list = append(list, PaymentRecord{
+			Hash: hash, Status: p.status, Reason: p.reason,
+			ValueSat:  int64(lnwire.MilliSatoshi(p.valueMsat).ToSatoshis()),
+			FeeSat:    int64(lnwire.MilliSatoshi(p.feeMsat).ToSatoshis()),
+			CLTVLimit: p.cltvLimit, Attempts: n.attempts[hash],
+		})
+	}
+	slices.SortFunc(list, func(a, b PaymentRecord) int {
+		return cmp.Compare(n.payments[a.Hash].index, n.payments[b.Hash].index)
+	})
+	return list
 }
 
 // SetPaymentFailure makes every later SendPaymentV2 that passes validation

@@ -66,7 +66,15 @@ type payIntent struct {
 	payReq       string
 	keysend      []byte // dest_custom_records[5482373484], nil if absent
 	cancelable   bool
+	cltvLimit    uint32
 }
+
+// lnd's bounds on a payment's time lock: --max-cltv-expiry's default, and
+// the blocks added to the final hop's delta.
+const (
+	maxCLTVExpiry = 2016
+	blockPadding  = 3
+)
 
 // paymentIntent checks a SendPaymentV2 request like lnd's
 // extractIntentFromSendRequest, in the same order and with the same texts.
@@ -93,7 +101,15 @@ func (n *Node) paymentIntent(req *routerrpc.SendPaymentRequest) (*payIntent, err
 		feeLimitMsat: int64(feeLimit),
 		keysend:      custom[record.KeySendType],
 		cancelable:   req.Cancelable,
+		cltvLimit:    uint32(req.CltvLimit),
 	}
+	switch {
+	case in.cltvLimit == 0:
+		in.cltvLimit = maxCLTVExpiry
+	case in.cltvLimit > maxCLTVExpiry:
+		return nil, fmt.Errorf("total time lock of %v exceeds max allowed %v", in.cltvLimit, maxCLTVExpiry)
+	}
+	finalDelta := uint32(defaultCLTVDelta)
 
 	if req.PaymentRequest != "" {
 		switch {
@@ -132,6 +148,7 @@ func (n *Node) paymentIntent(req *routerrpc.SendPaymentRequest) (*payIntent, err
 		in.hash = *inv.PaymentHash
 		in.target = inv.Destination.SerializeCompressed()
 		in.payReq = req.PaymentRequest
+		finalDelta = uint32(inv.MinFinalCLTVExpiry())
 	} else {
 		if len(req.Dest) != 33 {
 			return nil, fmt.Errorf("invalid vertex length of %v, want %v", len(req.Dest), 33)
@@ -151,6 +168,9 @@ func (n *Node) paymentIntent(req *routerrpc.SendPaymentRequest) (*payIntent, err
 		in.hash = hash
 	}
 
+	if in.cltvLimit <= finalDelta+blockPadding {
+		return nil, fmt.Errorf("cltv limit %v should be greater than %v", in.cltvLimit, finalDelta+blockPadding)
+	}
 	if !req.AllowSelfPayment && bytes.Equal(in.target, n.key.PubKey().SerializeCompressed()) {
 		return nil, errors.New("self-payments not allowed")
 	}

@@ -334,3 +334,141 @@ func TestPaymentSurvivesRestart(t *testing.T) {
 		t.Fatalf("after restart %v %v", ups, err)
 	}
 }
+
+// TestShutdownMidPayment: lnd ends the streams of a payment in flight with
+// a plain "routerrpc server shutting down" (codes.Unknown) when it stops,
+// though the payment goes on: after a restart it completes.
+func TestShutdownMidPayment(t *testing.T) {
+	n, c := startWithClients(t)
+	payreq, preimage := n.NewPayableInvoice(10, InvoiceHeld())
+	hash := sha(preimage[:])
+	s, err := c.router.SendPaymentV2(ctxT(t), routerrpcReq(payreq))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := s.Recv(); err != nil || p.Status != lnrpc.Payment_IN_FLIGHT {
+		t.Fatalf("first update %v %v", p, err)
+	}
+	tr, err := c.router.TrackPaymentV2(ctxT(t), &routerrpc.TrackPaymentRequest{PaymentHash: hash[:], NoInflightUpdates: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitCalls(t, n, "TrackPaymentV2", 1)
+	n.Stop()
+	_, err = s.Recv()
+	wantStatus(t, err, codes.Unknown, "routerrpc server shutting down")
+	_, err = tr.Recv()
+	wantStatus(t, err, codes.Unknown, "routerrpc server shutting down")
+
+	if err := n.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	c = clients{router: routerrpc.NewRouterClient(n.Dial(t))}
+	tr, err = c.router.TrackPaymentV2(ctxT(t), &routerrpc.TrackPaymentRequest{PaymentHash: hash[:]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := tr.Recv(); err != nil || p.Status != lnrpc.Payment_IN_FLIGHT {
+		t.Fatalf("after restart %v %v, want IN_FLIGHT", p, err)
+	}
+	if err := n.SettleHeld(hash); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := tr.Recv(); err != nil || p.Status != lnrpc.Payment_SUCCEEDED || p.PaymentPreimage != hex.EncodeToString(preimage[:]) {
+		t.Fatalf("after the payee settled %v %v", p, err)
+	}
+	if got := n.Payments(); len(got) != 1 || got[0].Attempts != 1 || got[0].Status != lnrpc.Payment_SUCCEEDED || got[0].ValueSat != 10 {
+		t.Errorf("payments %+v, want one attempt, SUCCEEDED", got)
+	}
+	if err := n.SettleHeld(hash); err == nil {
+		t.Error("settled a held payment twice")
+	}
+}
+
+// TestHeldPaymentCanceled: a payee that cancels a held payment fails it
+// with FAILURE_REASON_INCORRECT_PAYMENT_DETAILS, and it may be retried.
+func TestHeldPaymentCanceled(t *testing.T) {
+	n, c := startWithClients(t)
+	payreq, preimage := n.NewPayableInvoice(10, InvoiceHeld())
+	hash := sha(preimage[:])
+	// The payment runs in the background; Payments shows it held.
+	ctx := ctxT(t)
+	send := func() {
+		s, err := c.router.SendPaymentV2(ctx, routerrpcReq(payreq))
+		for err == nil {
+			_, err = s.Recv()
+		}
+	}
+	go send()
+	for n.CancelHeld(hash) != nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	waitFor(t, func() bool { p := n.Payments(); return len(p) == 1 && p[0].Status == lnrpc.Payment_FAILED })
+	if p := n.Payments()[0]; p.Reason != lnrpc.PaymentFailureReason_FAILURE_REASON_INCORRECT_PAYMENT_DETAILS {
+		t.Fatalf("canceled held payment %+v", p)
+	}
+	go send()
+	for n.SettleHeld(hash) != nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	waitFor(t, func() bool { p := n.Payments(); return len(p) == 1 && p[0].Status == lnrpc.Payment_SUCCEEDED })
+	if p := n.Payments()[0]; p.Attempts != 2 {
+		t.Errorf("attempts %d, want 2 (one canceled, one settled)", p.Attempts)
+	}
+}
+
+// TestCLTVLimit: cltv_limit is checked as lnd checks it and kept with the
+// payment.
+func TestCLTVLimit(t *testing.T) {
+	n, c := startWithClients(t)
+	payreq, _ := n.NewPayableInvoice(10)
+	req := routerrpcReq(payreq)
+	req.CltvLimit = 2017
+	_, err := pay(t, c, req)
+	wantStatus(t, err, codes.Unknown, "total time lock of 2017 exceeds max allowed 2016")
+	req.CltvLimit = 83
+	_, err = pay(t, c, req)
+	wantStatus(t, err, codes.Unknown, "cltv limit 83 should be greater than 83")
+	req.CltvLimit = 500
+	if p := payFinal(t, c, req); p.Status != lnrpc.Payment_SUCCEEDED {
+		t.Fatalf("payment %v", p)
+	}
+	payreq2, _ := n.NewPayableInvoice(10)
+	payFinal(t, c, routerrpcReq(payreq2))
+	got := n.Payments()
+	if len(got) != 2 || got[0].CLTVLimit != 500 || got[1].CLTVLimit != 2016 {
+		t.Errorf("payments %+v, want cltv limits 500 and 2016 (the default)", got)
+	}
+}
+
+// TestTimeoutAndErrorFailures: FAILURE_REASON_TIMEOUT and _ERROR end a
+// payment FAILED, like any other reason.
+func TestTimeoutAndErrorFailures(t *testing.T) {
+	n, c := startWithClients(t)
+	for _, reason := range []lnrpc.PaymentFailureReason{
+		lnrpc.PaymentFailureReason_FAILURE_REASON_TIMEOUT,
+		lnrpc.PaymentFailureReason_FAILURE_REASON_ERROR,
+	} {
+		n.SetPaymentFailure(reason)
+		payreq, _ := n.NewPayableInvoice(10)
+		if p := payFinal(t, c, routerrpcReq(payreq)); p.Status != lnrpc.Payment_FAILED || p.FailureReason != reason {
+			t.Errorf("%s: payment %v", reason, p)
+		}
+	}
+}
+
+func waitCalls(t *testing.T, n *Node, method string, want int) {
+	t.Helper()
+	waitFor(t, func() bool { return n.Calls(method) >= want })
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -22,10 +22,12 @@ func (n *Node) emitLocked(update *lnrpc.Invoice) {
 }
 
 // subscribeInvoices streams, like lnd: first the backlog (invoices added
-// after addIndex if it is non-zero, then invoices settled after settleIndex
-// if it is non-zero), then every new invoice and every settlement, until the
-// client cancels or the node stops.
+// after addIndex if it is non-zero, in their current state, then invoices
+// settled after settleIndex if it is non-zero), then every new invoice and
+// every settlement, until the client cancels or the node stops (which ends
+// the stream without an error, as lnd's shutdown does).
 func (n *Node) subscribeInvoices(ctx context.Context, req *lnrpc.InvoiceSubscription, send func(*lnrpc.Invoice) error) error {
+	stopping := n.stoppingCh()
 	n.mu.Lock()
 	var backlog []*lnrpc.Invoice
 	if req.AddIndex > 0 {
@@ -71,7 +73,7 @@ func (n *Node) subscribeInvoices(ctx context.Context, req *lnrpc.InvoiceSubscrip
 		case <-wait:
 		case <-ctx.Done():
 			return nil
-		case <-n.closed:
+		case <-stopping:
 			return nil
 		}
 	}
