@@ -30,6 +30,15 @@ type paidResponse struct {
 	balance       int64  // what the balance holds after this request
 	exposeBalance bool   // to a script of another origin too
 	meter         *meter // the upstream reports the cost; nil otherwise
+
+	success       successHeader // a dialect's proof of payment, on 2xx only
+	exposeSuccess bool          // to a script of another origin too
+}
+
+// successHeader is the header with which a dialect tells a client its
+// payment was accepted (Payment-Receipt, PAYMENT-RESPONSE).
+type successHeader struct {
+	name, value string
 }
 
 func (w *paidResponse) WriteHeader(code int) {
@@ -43,6 +52,12 @@ func (w *paidResponse) WriteHeader(code int) {
 			h[balanceHeader] = []string{strconv.FormatInt(w.balance, 10)}
 			if w.exposeBalance {
 				h.Add("Access-Control-Expose-Headers", balanceHeader)
+			}
+		}
+		if w.success.name != "" && code < 300 {
+			h.Set(w.success.name, w.success.value)
+			if w.exposeSuccess {
+				h.Add("Access-Control-Expose-Headers", w.success.name)
 			}
 		}
 		keepPrivate(h)

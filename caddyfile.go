@@ -318,6 +318,7 @@ func parsePaywall(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //
 //	paywall [<price>] {
 //		mode                pass|per_request|prepaid
+//		offers              l402|charge|x402...
 //		price               <sats>|<placeholders>
 //		max_price           <sats>
 //		balance             <sats>
@@ -366,6 +367,11 @@ func (p *Paywall) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			case modePass, modePerRequest, modePrepaid:
 			default:
 				return d.Errf("mode: %q is not pass, per_request or prepaid", p.Mode)
+			}
+		case "offers":
+			p.Offers = d.RemainingArgs()
+			if len(p.Offers) == 0 {
+				return d.ArgErr()
 			}
 		case "price":
 			if !d.NextArg() {

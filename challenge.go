@@ -16,8 +16,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/lightningcaddy/caddy-lightning/l402"
 	"github.com/lightningcaddy/caddy-lightning/lnd"
+	mpp "github.com/lightningcaddy/caddy-lightning/payment"
 )
 
 // challengeBody is the JSON answer to a request without valid, paid
@@ -39,11 +39,27 @@ const exposedHeaders = "WWW-Authenticate, PAYMENT-REQUIRED, Payment-Receipt, PAY
 
 // challenge issues a fresh invoice and token for what o sells and answers
 // with httpStatus (402 without credentials or with a spent one, 401 with
-// bad ones): the L402 challenge in WWW-Authenticate, and a body for
+// bad ones): the challenges of every offered dialect, and a body for
 // programs (JSON) or browsers (the payment page, bound to the browser by a
 // cookie). HEAD and OPTIONS get the status alone: no invoice is made for
 // them.
 func (p *Paywall) challenge(w http.ResponseWriter, r *http.Request, httpStatus int, o offer, message string) error {
+	return p.challengeRefusing(w, r, httpStatus, o, message, refusal{})
+}
+
+// refusal says, in a dialect's own terms, why a credential of that
+// dialect was refused.
+type refusal struct {
+	// problem, for a Payment credential, is the body of the answer
+	// (application/problem+json) in place of the JSON challenge.
+	problem *mpp.Problem
+	// x402 is PAYMENT-REQUIRED's error for a refused x402 payment.
+	x402 string
+}
+
+// challengeRefusing is challenge with the reason a dialect's credential was
+// refused.
+func (p *Paywall) challengeRefusing(w http.ResponseWriter, r *http.Request, httpStatus int, o offer, message string, why refusal) error {
 	if r.Method == http.MethodHead || r.Method == http.MethodOptions {
 		p.metrics.challenge(httpStatus)
 		return p.respond(w, r, httpStatus, message+" (no invoice for "+r.Method+": use GET or POST)", nil)
@@ -57,9 +73,13 @@ func (p *Paywall) challenge(w http.ResponseWriter, r *http.Request, httpStatus i
 	if repl != nil {
 		memo = truncateUTF8(repl.ReplaceAll(memo, ""), lnd.MaxMemoBytes)
 	}
-	keys, err := p.keyring()
+	snap, err := p.tokens.current(p.app.ctx.Context)
 	if err != nil {
 		return p.failed(w, r, "cannot load the paywalls' shared token state", err)
+	}
+	keys := snap.keys
+	if p.fixedKeys != nil {
+		keys = p.fixedKeys
 	}
 	inv, err := p.node.CreateInvoice(r.Context(), o.amount, memo, time.Duration(p.InvoiceExpiry))
 	if err != nil {
@@ -76,13 +96,10 @@ func (p *Paywall) challenge(w http.ResponseWriter, r *http.Request, httpStatus i
 	if err != nil {
 		return p.failed(w, r, "cannot mint a token", err)
 	}
-	headers, err := l402.ChallengeHeaders(token, inv.PaymentRequest)
+	h := w.Header()
+	made, err := p.writeOffers(h, r, o, inv, token, snap.challenges, why.x402)
 	if err != nil {
 		return p.failed(w, r, "cannot format the challenge", err)
-	}
-	h := w.Header()
-	for _, v := range headers {
-		h.Add("WWW-Authenticate", v)
 	}
 	h.Set("Cache-Control", "no-store")
 	h.Add("Vary", "Accept")
@@ -114,6 +131,13 @@ func (p *Paywall) challenge(w http.ResponseWriter, r *http.Request, httpStatus i
 			ExpiresAt:   inv.ExpiresAt,
 			Nonce:       nonce,
 		})
+	}
+	if why.problem != nil {
+		why.problem.ChallengeID = made.chargeID
+		h.Set("Content-Type", mpp.ProblemContentType)
+		w.WriteHeader(httpStatus)
+		_, err := w.Write(why.problem.JSON())
+		return err
 	}
 	h.Set("Content-Type", "application/json")
 	w.WriteHeader(httpStatus)

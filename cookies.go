@@ -11,6 +11,8 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/lightningcaddy/caddy-lightning/l402"
+	mpp "github.com/lightningcaddy/caddy-lightning/payment"
+	"github.com/lightningcaddy/caddy-lightning/x402"
 )
 
 // Every cookie the paywalls set is named with cookiePrefix (access:
@@ -83,12 +85,15 @@ func cookieValue(h http.Header, name string) (string, bool) {
 }
 
 // stripCredentials removes from the request everything a paywall could
-// admit it with: L402 and LSAT credentials in Authorization, read as the
-// verifier reads them, and every cookie any paywall sets. Everything else
+// admit it with: L402, LSAT and Payment credentials in Authorization, read
+// as the verifiers read them, PAYMENT-SIGNATURE (x402), and every cookie
+// any paywall sets. Everything else
 // stays exactly as it came.
 func stripCredentials(r *http.Request) {
 	stripHeader(r.Header, "Authorization", l402.StripAuthorization)
+	stripHeader(r.Header, "Authorization", mpp.StripAuthorization)
 	stripHeader(r.Header, "Cookie", withoutPaywallCookies)
+	r.Header.Del(x402.HeaderPaymentSignature)
 }
 
 // stripHeader rewrites the values of a header with strip, dropping values

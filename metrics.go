@@ -39,6 +39,10 @@ var (
 		Namespace: "caddy", Subsystem: "lightning", Name: "paywall_admitted_total",
 		Help: "Requests the paywalls admitted, by service and mode (pass, per_request, prepaid).",
 	}, []string{"service", "mode"})
+	dialectRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "lightning", Name: "paywall_dialect_total",
+		Help: "Credentials by service, dialect (l402, charge, x402) and result (admitted; used: a payment redeemed before, under any dialect; refused: invalid, unpaid or for another route or price).",
+	}, []string{"service", "dialect", "result"})
 	balanceDraws = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "lightning", Name: "paywall_balance_draws_total",
 		Help: "Charges to prepaid balances (a price drawn at admission, or a reported cost charged when the answer ended), by service.",
@@ -89,7 +93,7 @@ func registerMetrics(registry *prometheus.Registry) error {
 	}
 	for _, c := range []prometheus.Collector{
 		invoicesIssued, invoicesSettled, satsReceived, challenges, verifications,
-		admittedRequests, balanceDraws, drawnSats, creditedSats, reportedCosts, reportedCostSats, ledgerErrors,
+		admittedRequests, dialectRequests, balanceDraws, drawnSats, creditedSats, reportedCosts, reportedCostSats, ledgerErrors,
 		payments, paymentSats, nodeCallSeconds, nodeCallErrors,
 	} {
 		var already prometheus.AlreadyRegisteredError
@@ -118,8 +122,16 @@ type paywallMetrics struct {
 	admitted                                 prometheus.Counter
 	draws, drawnSats, creditedSats           prometheus.Counter
 	reportedSats                             prometheus.Counter
-	reportedBy                               map[string]prometheus.Counter // by outcome
+	reportedBy                               map[string]prometheus.Counter    // by outcome
+	byDialect                                map[[2]string]prometheus.Counter // by dialect and result
 }
+
+// Results of a credential, by dialect (paywall_dialect_total).
+const (
+	resultAdmitted = "admitted"
+	resultUsed     = "used"
+	resultRefused  = "refused"
+)
 
 func newPaywallMetrics(service, mode string) paywallMetrics {
 	v := func(result string) prometheus.Counter { return verifications.WithLabelValues(service, result) }
@@ -144,7 +156,24 @@ func newPaywallMetrics(service, mode string) paywallMetrics {
 	for _, outcome := range []string{"reported", "capped", "missing", "invalid", "free"} {
 		m.reportedBy[outcome] = reportedCosts.WithLabelValues(service, outcome)
 	}
+	m.byDialect = map[[2]string]prometheus.Counter{}
+	for _, d := range []string{offerL402, offerCharge, offerX402} {
+		for _, result := range []string{resultAdmitted, resultUsed, resultRefused} {
+			m.byDialect[[2]string{d, result}] = dialectRequests.WithLabelValues(service, d, result)
+		}
+	}
 	return m
+}
+
+// dialect counts a credential of dialect with its result.
+func (m paywallMetrics) dialect(dialect, result string) {
+	m.byDialect[[2]string{dialect, result}].Inc()
+}
+
+// refused counts a refused credential of dialect.
+func (m paywallMetrics) refused(dialect string) {
+	m.invalid.Inc()
+	m.dialect(dialect, resultRefused)
 }
 
 // challenge counts an answer other than admission.

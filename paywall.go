@@ -20,6 +20,8 @@ import (
 
 	"github.com/lightningcaddy/caddy-lightning/l402"
 	"github.com/lightningcaddy/caddy-lightning/lnd"
+	mpp "github.com/lightningcaddy/caddy-lightning/payment"
+	"github.com/lightningcaddy/caddy-lightning/x402"
 )
 
 func init() {
@@ -68,6 +70,19 @@ type Paywall struct {
 	// next, which gets a 402 selling a top-up of the same balance).
 	// Default: pass.
 	Mode string `json:"mode,omitempty"`
+	// Offers lists the dialects a 402 offers, in the order of its
+	// WWW-Authenticate lines: "l402" (L402), "charge" (the Payment scheme's
+	// Lightning charge) and "x402" (x402 v2 with Lightning, in
+	// PAYMENT-REQUIRED; its place in the list does not matter). One
+	// invoice serves them all, and one payment of it is redeemed under one
+	// dialect only. charge and x402 are one-time payments: they go with
+	// mode per_request, and an invoice_expiry of at most 24h. Clients pick
+	// by the first WWW-Authenticate line (see README): l402 first suits
+	// L402 clients and lnget, charge first suits Alby's fetchWithMpp.
+	// Whatever the list, L402 credentials are accepted (the payment page
+	// uses them). Default: l402, charge, x402 for per_request; l402 for
+	// pass and prepaid.
+	Offers []string `json:"offers,omitempty"`
 	// Price is what a request costs, in satoshis: a number, or text with
 	// placeholders (such as {http.vars.price} from `vars` or `map`)
 	// evaluated for every request, which must give a whole number from 1
@@ -166,6 +181,7 @@ type Paywall struct {
 	maxCost       int64
 	costKey       string        // CostHeader, canonical
 	led           *sharedLedger // per_request and prepaid
+	offerList     []string      // Offers, or the mode's default
 
 	// Set once, by resolve: the service and what depends on it.
 	ready      *sync.Once
@@ -193,6 +209,10 @@ func (p *Paywall) Provision(ctx caddy.Context) error {
 	p.ready = new(sync.Once)
 	p.mode = cmp.Or(p.Mode, modePass)
 	p.price, p.priceTemplate, p.priceErr = parsePrice(string(p.Price))
+	p.offerList = p.Offers
+	if p.offerList == nil {
+		p.offerList = defaultOffers(p.mode)
+	}
 	if p.ValidFor == 0 {
 		p.ValidFor = caddy.Duration(time.Hour)
 		if p.mode == modePrepaid {
@@ -255,6 +275,9 @@ func parseRootKey(s string) (*l402.Keyring, error) {
 // Validate checks the configuration.
 func (p *Paywall) Validate() error {
 	if err := p.validateSelling(); err != nil {
+		return fmt.Errorf("paywall: %w", err)
+	}
+	if err := p.validateOffers(); err != nil {
 		return fmt.Errorf("paywall: %w", err)
 	}
 	switch {
@@ -325,7 +348,10 @@ func (p *Paywall) resolve() {
 }
 
 // ServeHTTP admits requests with valid, paid credentials, as the mode
-// sells them, and answers the others with a challenge. CORS preflights
+// sells them, and answers the others with a challenge. A request is read
+// in one dialect: x402 if it carries PAYMENT-SIGNATURE, else the Payment
+// scheme if its Authorization holds a Payment credential, else L402
+// (header or cookie); each only where it is offered (L402 always). CORS preflights
 // pass through unchallenged (the site's own CORS configuration answers
 // them).
 func (p *Paywall) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
@@ -344,7 +370,18 @@ func (p *Paywall) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if err != nil {
 		return p.priceFailed(w, r, err)
 	}
+	if sig := r.Header.Values(x402.HeaderPaymentSignature); len(sig) > 0 && p.offers(offerX402) {
+		return p.serveX402(w, r, next, sig, price)
+	}
 	values := r.Header.Values("Authorization")
+	if p.offers(offerCharge) { // the Payment scheme's offers
+		switch cred, err := mpp.ParseAuthorization(values); {
+		case err == nil:
+			return p.servePayment(w, r, next, cred, price)
+		case !errors.Is(err, mpp.ErrNoCredential):
+			return p.paymentRefused(w, r, price, offerCharge, mpp.ProblemFor(err, ""))
+		}
+	}
 	if c, ok := cookieValue(r.Header, p.cookieName); ok {
 		values = append(values[:len(values):len(values)], "L402 "+c)
 	}
@@ -414,7 +451,7 @@ func (p *Paywall) verifiedProof(values []string, token string, keys *l402.Keyrin
 
 // invalid answers bad credentials: 401 with a fresh challenge.
 func (p *Paywall) invalid(w http.ResponseWriter, r *http.Request, price int64, err error) error {
-	p.metrics.invalid.Inc()
+	p.metrics.refused(offerL402)
 	return p.challenge(w, r, http.StatusUnauthorized, p.offer(price), "invalid credentials: "+err.Error())
 }
 

@@ -139,24 +139,33 @@ func (p *Paywall) sell(w http.ResponseWriter, r *http.Request, next caddyhttp.Ha
 	}
 	switch p.mode {
 	case modePerRequest:
-		// The claim lasts as long as the credential opens this paywall.
-		until := pr.expires
-		if limit := now().Add(p.checker.MaxAge); until.After(limit) {
-			until = limit
-		}
-		first, err := p.led.Claim(r.Context(), ledger.Hash(pr.paymentHash), until)
+		first, err := p.claim(r.Context(), pr)
 		if err != nil {
 			return p.ledgerFailed(w, r, "claim", err)
 		}
 		if !first {
 			p.metrics.used.Inc()
+			p.metrics.dialect(offerL402, resultUsed)
 			return p.challenge(w, r, http.StatusPaymentRequired, p.offer(price), "this payment was used already: each payment admits one request, pay the new invoice")
 		}
 	case modePrepaid:
 		return p.spend(w, r, next, pr, price)
 	}
 	p.metrics.admitted.Inc()
+	p.metrics.dialect(offerL402, resultAdmitted)
 	return p.admit(w, r, next, pr, price, &paidResponse{})
+}
+
+// claim consumes the payment of pr for one request, whatever the dialect
+// that proved it: first is true for the first claim of its payment hash.
+// The claim lasts as long as any credential for the payment opens this
+// paywall (pr.expires, at most the token lifetime from now).
+func (p *Paywall) claim(ctx context.Context, pr proof) (first bool, err error) {
+	until := pr.expires
+	if limit := now().Add(p.checker.MaxAge); until.After(limit) {
+		until = limit
+	}
+	return p.led.Claim(ctx, ledger.Hash(pr.paymentHash), until)
 }
 
 // spend draws price from the credential's balance (or, when the upstream
@@ -176,11 +185,13 @@ func (p *Paywall) spend(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 			fmt.Sprintf("the balance holds %d sats and this request costs %d: pay the invoice to top it up", short.Available, price))
 	case errors.Is(err, ledger.ErrPaymentUsed):
 		p.metrics.used.Inc()
+		p.metrics.dialect(offerL402, resultUsed)
 		return p.challenge(w, r, http.StatusUnauthorized, p.offer(price), "this payment was used already")
 	case err != nil:
 		return p.ledgerFailed(w, r, "draw", err)
 	}
 	p.metrics.admitted.Inc()
+	p.metrics.dialect(offerL402, resultAdmitted)
 	resp := &paidResponse{balance: hold.Remaining, hasBalance: true, exposeBalance: r.Header.Get("Origin") != ""}
 	if !metered {
 		p.metrics.draws.Inc()

@@ -2,11 +2,15 @@ package lightning
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/lightningcaddy/caddy-lightning/l402"
+	mpp "github.com/lightningcaddy/caddy-lightning/payment"
 )
 
 // tokenStateKey is where the root keys and revocations live in Caddy's
@@ -37,6 +42,30 @@ type tokenState struct {
 	// Revoked maps a revoked token's id (hex) to the unix time after which
 	// the token has expired anyway and the entry can go.
 	Revoked map[string]int64 `json:"revoked,omitempty"`
+	// ChallengeSecrets bind the Payment scheme's challenge ids and the
+	// x402 offers: the first binds new ones, all verify. They rotate with
+	// the root keys; a replaced secret is kept until the challenges it
+	// bound have expired (maxChallengeLife).
+	ChallengeSecrets []challengeSecret `json:"challenge_secrets,omitempty"`
+}
+
+// challengeSecret is one stored challenge secret.
+type challengeSecret struct {
+	// Key is 32 random bytes in hex.
+	Key string `json:"key"`
+	// RetiredAt is the unix time a newer secret replaced this one; 0
+	// while it is the newest.
+	RetiredAt int64 `json:"retired_at,omitempty"`
+}
+
+// maxChallengeLife bounds how long a Payment or x402 challenge can be
+// answered: paywalls that offer them have an invoice_expiry of at most a
+// day, and a replaced secret is dropped once this has passed.
+const maxChallengeLife = 24 * time.Hour
+
+// newChallengeSecret returns a new random challenge secret.
+func newChallengeSecret() challengeSecret {
+	return challengeSecret{Key: hex.EncodeToString(l402.NewRootKey())}
 }
 
 // tokenSnapshot is the state in the form requests use, swapped atomically.
@@ -45,6 +74,8 @@ type tokenSnapshot struct {
 	keys    *l402.Keyring
 	keyIDs  []string // a short public id per key, for status
 	revoked map[[32]byte]struct{}
+	// challenges binds and verifies Payment challenge ids and x402 offers.
+	challenges *challengeKeys
 }
 
 // tokenStore keeps the paywalls' root keys and revocations in memory,
@@ -75,7 +106,9 @@ func newTokenStore(storage certmagic.Storage, logger *zap.Logger) *tokenStore {
 func (s *tokenStore) open(ctx context.Context) error {
 	s.openOnce.Do(func() {
 		err := s.load(ctx)
-		if errors.Is(err, fs.ErrNotExist) {
+		if errors.Is(err, fs.ErrNotExist) || err == nil && s.snap.Load().challenges == nil {
+			// None yet, or written before challenge secrets were kept:
+			// update adds what is missing.
 			err = s.update(ctx, func(st *tokenState) error { return nil })
 		}
 		if err != nil {
@@ -156,6 +189,10 @@ func (s *tokenStore) apply(st tokenState) error {
 	if err != nil {
 		return err
 	}
+	challenges, err := newChallengeKeys(st.ChallengeSecrets)
+	if err != nil {
+		return fmt.Errorf("the token state in storage (%s) holds a malformed challenge secret", tokenStateKey)
+	}
 	revoked := make(map[[32]byte]struct{}, len(st.Revoked))
 	for id := range st.Revoked {
 		var tokenID [32]byte
@@ -163,7 +200,7 @@ func (s *tokenStore) apply(st tokenState) error {
 			revoked[tokenID] = struct{}{}
 		}
 	}
-	s.snap.Store(&tokenSnapshot{version: st.Version, keys: ring, keyIDs: ids, revoked: revoked})
+	s.snap.Store(&tokenSnapshot{version: st.Version, keys: ring, keyIDs: ids, revoked: revoked, challenges: challenges})
 	return nil
 }
 
@@ -193,6 +230,12 @@ func (s *tokenStore) update(ctx context.Context, change func(*tokenState) error)
 		if until < nowUnix {
 			delete(st.Revoked, id)
 		}
+	}
+	st.ChallengeSecrets = slices.DeleteFunc(st.ChallengeSecrets, func(c challengeSecret) bool {
+		return c.RetiredAt != 0 && c.RetiredAt+int64(maxChallengeLife/time.Second) < nowUnix
+	})
+	if len(st.ChallengeSecrets) == 0 {
+		st.ChallengeSecrets = []challengeSecret{newChallengeSecret()}
 	}
 	st.Version++
 	data, err := json.Marshal(st)
@@ -247,17 +290,72 @@ func (s *tokenStore) revoke(ctx context.Context, token, tokenID string) (string,
 	})
 }
 
-// rotate puts a new root key first, to mint every new token. The old keys
-// keep verifying the tokens they signed unless dropOld, which revokes
-// every token issued so far.
+// rotate puts a new root key first, to mint every new token, and a new
+// challenge secret, to bind every new Payment and x402 challenge. The old
+// keys keep verifying the tokens they signed, and the old secret the
+// challenges it bound until they expire, unless dropOld, which revokes
+// every token and challenge issued so far.
 func (s *tokenStore) rotate(ctx context.Context, dropOld bool) error {
 	return s.update(ctx, func(st *tokenState) error {
 		key := hex.EncodeToString(l402.NewRootKey())
 		if dropOld {
 			st.Keys = []string{key}
-		} else {
-			st.Keys = append([]string{key}, st.Keys...)
+			st.ChallengeSecrets = []challengeSecret{newChallengeSecret()}
+			return nil
 		}
+		st.Keys = append([]string{key}, st.Keys...)
+		for i := range st.ChallengeSecrets {
+			if st.ChallengeSecrets[i].RetiredAt == 0 {
+				st.ChallengeSecrets[i].RetiredAt = now().Unix()
+			}
+		}
+		st.ChallengeSecrets = append([]challengeSecret{newChallengeSecret()}, st.ChallengeSecrets...)
 		return nil
 	})
+}
+
+// challengeKeys are the challenge secrets in the form requests use: a
+// Binder for Payment challenge ids, and the keys for x402 offer tags.
+type challengeKeys struct {
+	binder *mpp.Binder
+	keys   [][]byte // newest first
+}
+
+// newChallengeKeys reads the stored secrets; none gives nil.
+func newChallengeKeys(secrets []challengeSecret) (*challengeKeys, error) {
+	if len(secrets) == 0 {
+		return nil, nil
+	}
+	k := &challengeKeys{}
+	for _, s := range secrets {
+		key, err := hex.DecodeString(s.Key)
+		if err != nil || len(key) != 32 {
+			return nil, errors.New("malformed challenge secret")
+		}
+		k.keys = append(k.keys, key)
+	}
+	var err error
+	k.binder, err = mpp.NewBinder(k.keys...)
+	return k, err
+}
+
+// tag returns the HMAC of input under the newest secret, base64url.
+func (k *challengeKeys) tag(input string) string {
+	return tagWith(k.keys[0], input)
+}
+
+// verifyTag reports whether tag is the HMAC of input under any secret.
+func (k *challengeKeys) verifyTag(input, tag string) bool {
+	for _, key := range k.keys {
+		if hmac.Equal([]byte(tagWith(key, input)), []byte(tag)) {
+			return true
+		}
+	}
+	return false
+}
+
+func tagWith(key []byte, input string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(input))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }

@@ -65,6 +65,25 @@ func ParseAuthorization(values []string) (Credential, error) {
 	return ParseCredential(token)
 }
 
+// StripAuthorization returns an Authorization value without its Payment
+// credentials (the items ParseAuthorization reads), for passing a request
+// on without them: v itself if it has none, "" if nothing else is left.
+func StripAuthorization(v string) string {
+	var kept []string
+	dropped := false
+	for item := range strings.SplitSeq(v, ",") {
+		if _, ok := cutPaymentScheme(authparam.TrimOWS(item)); ok {
+			dropped = true
+			continue
+		}
+		kept = append(kept, item)
+	}
+	if !dropped {
+		return v
+	}
+	return authparam.TrimOWS(strings.Join(kept, ","))
+}
+
 // cutPaymentScheme returns the token of an item "Payment <token>" (the
 // token may be empty, which ParseCredential refuses).
 func cutPaymentScheme(item string) (string, bool) {

@@ -31,10 +31,20 @@ func NetworkID(name string) (string, error) {
 	return "", errdetail.New(ErrInvalidParameter, "unknown network "+errdetail.Quote(name))
 }
 
-func knownNetwork(id string) bool {
+// NetworkName returns lnd's name of the network with the CAIP-2 id, or
+// "" for an id this package does not know.
+func NetworkName(id string) string {
 	switch id {
-	case NetworkMainnet, NetworkTestnet, NetworkSignet, NetworkRegtest:
-		return true
+	case NetworkMainnet:
+		return "mainnet"
+	case NetworkTestnet:
+		return "testnet"
+	case NetworkSignet:
+		return "signet"
+	case NetworkRegtest:
+		return "regtest"
 	}
-	return false
+	return ""
 }
+
+func knownNetwork(id string) bool { return NetworkName(id) != "" }

@@ -80,6 +80,11 @@ type Extra struct {
 	PaymentMethod string `json:"paymentMethod"`
 	// Invoice is the BOLT 11 invoice to pay.
 	Invoice string `json:"invoice"`
+	// Binding is the server's proof that it made this offer (for
+	// instance an HMAC over the invoice's payment hash, the amount and
+	// the route), opaque to clients, which echo the offer as received;
+	// omitted when empty.
+	Binding string `json:"binding,omitempty"`
 }
 
 // Offer is what a server knows of an invoice it offers over x402.
@@ -100,6 +105,8 @@ type Offer struct {
 	// PayTo is the node's public key in hex (66 digits), or empty for
 	// "anonymous" (which keeps node details from anonymous clients).
 	PayTo string
+	// Binding goes into extra.binding; see Extra.
+	Binding string
 }
 
 // Requirements returns the accepts entry of the offer. Errors are
@@ -135,7 +142,7 @@ func (o Offer) Requirements() (Requirements, error) {
 		Asset:             AssetBTC,
 		PayTo:             payTo,
 		MaxTimeoutSeconds: int64(timeout / time.Second),
-		Extra:             Extra{PaymentMethod: PaymentMethodLightning, Invoice: o.Invoice},
+		Extra:             Extra{PaymentMethod: PaymentMethodLightning, Invoice: o.Invoice, Binding: o.Binding},
 	}, nil
 }
 

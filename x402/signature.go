@@ -32,15 +32,28 @@ type LightningPayload struct {
 
 // ParsePaymentSignature decodes a PAYMENT-SIGNATURE header value and checks
 // its structure for this server's network (a CAIP-2 id such as
-// NetworkRegtest): x402Version 2, an exact Lightning offer in BTC,
-// accepted.network (and network, if sent) equal to network, scheme (if
-// sent) "exact", a decimal amount, and payload.invoice equal to
-// accepted.extra.invoice. The invoice to look up is p.Payload.Invoice: the
+// NetworkRegtest): as DecodePaymentSignature does, and accepted.network
+// equal to network. The invoice to look up is p.Payload.Invoice: the
 // caller must find it among the invoices it minted for x402 on this route,
 // compare p.Accepted.Amount with that record, see it settled on the node
 // and consume it once. Errors: ErrMalformed (answer 400), ErrVersion,
 // ErrScheme, ErrNetwork, ErrMismatch (answer 402); see ErrorReason.
 func ParsePaymentSignature(value, network string) (PaymentPayload, error) {
+	p, err := DecodePaymentSignature(value)
+	if err == nil && p.Accepted.Network != network {
+		return PaymentPayload{}, errdetail.New(ErrNetwork, "payment for "+errdetail.Quote(p.Accepted.Network))
+	}
+	return p, err
+}
+
+// DecodePaymentSignature decodes a PAYMENT-SIGNATURE header value and checks
+// its structure, for a server that learns its network from the offer (and
+// then proves the offer its own, with Extra.Binding): x402Version 2, an
+// exact Lightning offer in BTC on a known network, network (if sent) equal
+// to accepted.network, scheme (if sent) "exact", a decimal amount, and
+// payload.invoice equal to accepted.extra.invoice. Errors as
+// ParsePaymentSignature's.
+func DecodePaymentSignature(value string) (PaymentPayload, error) {
 	var p PaymentPayload
 	if err := decodeHeader(value, &p); err != nil {
 		return PaymentPayload{}, err
@@ -58,8 +71,6 @@ func ParsePaymentSignature(value, network string) (PaymentPayload, error) {
 		return PaymentPayload{}, err
 	}
 	switch {
-	case a.Network != network:
-		return PaymentPayload{}, errdetail.New(ErrNetwork, "payment for "+errdetail.Quote(a.Network))
 	case !isInvoiceText(p.Payload.Invoice):
 		return PaymentPayload{}, errdetail.New(ErrMalformed, "payload.invoice is not BOLT 11 text")
 	case p.Payload.Invoice != a.Extra.Invoice:
