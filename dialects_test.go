@@ -25,7 +25,7 @@ type dialectOffer struct {
 }
 
 // getOffer gets a 402 at url and reads its offers.
-func getOffer(t *testing.T, url string) dialectOffer {
+func getOffer(t testing.TB, url string) dialectOffer {
 	t.Helper()
 	o := dialectOffer{challenge: getChallenge(t, url, nil, http.StatusPaymentRequired)}
 	o.lines = o.Header.Values("WWW-Authenticate")
@@ -46,7 +46,7 @@ func getOffer(t *testing.T, url string) dialectOffer {
 
 // chargeAuth is the Authorization header of a charge credential answering c
 // with preimage.
-func chargeAuth(t *testing.T, c mpp.Challenge, preimage [32]byte) http.Header {
+func chargeAuth(t testing.TB, c mpp.Challenge, preimage [32]byte) http.Header {
 	t.Helper()
 	cred := mpp.Credential{Challenge: c, Payload: mpp.ChargePayloadJSON(preimage)}
 	v, err := cred.Format()
@@ -57,7 +57,7 @@ func chargeAuth(t *testing.T, c mpp.Challenge, preimage [32]byte) http.Header {
 }
 
 // x402Header is the PAYMENT-SIGNATURE header paying offer, as Alby sends it.
-func x402Header(t *testing.T, offer x402.Requirements) http.Header {
+func x402Header(t testing.TB, offer x402.Requirements) http.Header {
 	t.Helper()
 	v, err := x402.PaymentPayload{Scheme: offer.Scheme, Network: offer.Network, Accepted: offer,
 		Payload: x402.LightningPayload{Invoice: offer.Extra.Invoice}}.Encode()

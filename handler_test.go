@@ -28,7 +28,7 @@ func startAPI(t *testing.T, handlerBlock string, opts ...lndtest.Option) (string
 	return base + "/v1/lightning/", node
 }
 
-func paymentHash(t *testing.T, invoice string) [32]byte {
+func paymentHash(t testing.TB, invoice string) [32]byte {
 	t.Helper()
 	inv, err := lnd.DecodeInvoice(invoice, &chaincfg.RegressionNetParams)
 	if err != nil {

@@ -40,12 +40,12 @@ type challenge struct {
 	Header http.Header
 }
 
-func get(t *testing.T, url string, header http.Header) (*http.Response, string) {
+func get(t testing.TB, url string, header http.Header) (*http.Response, string) {
 	t.Helper()
 	return do(t, http.MethodGet, url, header, nil)
 }
 
-func do(t *testing.T, method, url string, header http.Header, body io.Reader) (*http.Response, string) {
+func do(t testing.TB, method, url string, header http.Header, body io.Reader) (*http.Response, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, body)
 	if err != nil {
@@ -68,7 +68,7 @@ func do(t *testing.T, method, url string, header http.Header, body io.Reader) (*
 	return resp, string(raw)
 }
 
-func getChallenge(t *testing.T, url string, header http.Header, wantStatus int) challenge {
+func getChallenge(t testing.TB, url string, header http.Header, wantStatus int) challenge {
 	t.Helper()
 	resp, raw := get(t, url, header)
 	if resp.StatusCode != wantStatus {
@@ -84,7 +84,7 @@ func getChallenge(t *testing.T, url string, header http.Header, wantStatus int) 
 
 // settleAndProve pays a challenge's invoice on the fake node and returns
 // the preimage.
-func settleAndProve(t *testing.T, node *lndtest.Node, c challenge) [32]byte {
+func settleAndProve(t testing.TB, node *lndtest.Node, c challenge) [32]byte {
 	t.Helper()
 	hash := paymentHash(t, c.Body.Invoice)
 	if err := node.Settle(hash); err != nil {
