@@ -354,3 +354,33 @@ func x402Decode(v string) (string, error) {
 }
 
 func x402Encode(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+// TestOffersConfigErrors: the offers option names known dialects, each
+// once; the one-time payments go with per_request and an invoice_expiry of
+// at most a day.
+func TestOffersConfigErrors(t *testing.T) {
+	node := lndtest.Start(t)
+	paywall := func(block string) string {
+		return "\troute /paid/* {\n\t\tpaywall {\n" + block + "\n\t\t}\n\t\trespond \"x\"\n\t}"
+	}
+	for _, tt := range []struct{ name, site, want string }{
+		{"unknown offer", paywall("price 1\nmode per_request\noffers l402 session"), `offers: "session" is not l402, charge or x402`},
+		{"offer twice", paywall("price 1\nmode per_request\noffers charge charge"), "offers: charge is named twice"},
+		{"no offer", paywall("price 1\nmode per_request\noffers"), "wrong argument count"},
+		{"charge on a pass", paywall("price 1\noffers l402 charge"), "charge is a one-time payment, which goes with mode per_request"},
+		{"x402 prepaid", paywall("price 1\nmode prepaid\noffers x402"), "x402 is a one-time payment"},
+		{"long invoice", paywall("price 1\nmode per_request\ninvoice_expiry 25h"), "with charge, invoice_expiry may be at most 24h"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := validateConfig(t, node, "", tt.site)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+	for _, block := range []string{"price 1\nmode per_request\noffers x402 charge", "price 1\noffers l402", "price 1\nmode prepaid", "price 1\nmode per_request\noffers l402\ninvoice_expiry 48h"} {
+		if err := validateConfig(t, node, "", paywall(block)); err != nil {
+			t.Errorf("%q: %v", block, err)
+		}
+	}
+}

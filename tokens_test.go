@@ -2,6 +2,7 @@ package lightning
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/lightningcaddy/caddy-lightning/l402"
+	mpp "github.com/lightningcaddy/caddy-lightning/payment"
 )
 
 // Two stores on one storage behave like two Caddy instances.
@@ -86,4 +88,67 @@ func keyring(t *testing.T, s *tokenStore) *l402.Keyring {
 		t.Fatal(err)
 	}
 	return snap.keys
+}
+
+// The challenge secret lives beside the root keys: made once, shared by
+// every instance, rotated with the keys; the replaced secret verifies the
+// challenges it bound until maxChallengeLife after the rotation, and
+// drop_old drops it at once. A state stored before challenge secrets
+// existed gets one when it is opened.
+func TestChallengeSecrets(t *testing.T) {
+	ctx := context.Background()
+	storage := &certmagic.FileStorage{Path: t.TempDir()}
+	if err := storage.Store(ctx, tokenStateKey, []byte(`{"version":3,"keys":["`+strings.Repeat("ab", 32)+`"]}`)); err != nil {
+		t.Fatal(err)
+	}
+	a := openTestTokenStore(t, storage)
+	b := openTestTokenStore(t, storage)
+	bind := func(s *tokenStore) mpp.Challenge {
+		c := mpp.Challenge{Realm: "api", Method: mpp.MethodLightning, Intent: mpp.IntentCharge, Request: "e30", Expires: "2030-01-01T00:00:00Z"}
+		if err := s.snap.Load().challenges.binder.Bind(&c); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	verifies := func(s *tokenStore, c mpp.Challenge) bool { return s.snap.Load().challenges.binder.Verify(&c) }
+	c := bind(a)
+	if !verifies(b, c) || keyring(t, a) == nil {
+		t.Fatal("the other instance does not verify the challenge, or the old state lost its key")
+	}
+	tag := a.snap.Load().challenges.tag("x402|api")
+	if !b.snap.Load().challenges.verifyTag("x402|api", tag) || b.snap.Load().challenges.verifyTag("x402|other", tag) {
+		t.Fatal("x402 tags")
+	}
+
+	if err := a.rotate(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fresh := bind(b)
+	if !verifies(b, c) || !verifies(a, fresh) || fresh.ID == c.ID {
+		t.Fatal("after a rotation, the old challenge or the new one does not verify")
+	}
+
+	// A day after the rotation, the next write drops the old secret.
+	defer func() { now = time.Now }()
+	now = func() time.Time { return time.Now().Add(maxChallengeLife + time.Minute) }
+	if err := a.rotate(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if verifies(a, c) || !verifies(a, fresh) {
+		t.Error("the secret retired a day ago still verifies, or the one retired now does not")
+	}
+	if err := a.rotate(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if verifies(a, fresh) || len(a.snap.Load().challenges.keys) != 1 {
+		t.Error("drop_old kept an old challenge secret")
+	}
+	var st tokenState
+	raw, _ := storage.Load(ctx, tokenStateKey)
+	if err := json.Unmarshal(raw, &st); err != nil || len(st.ChallengeSecrets) != 1 || st.ChallengeSecrets[0].RetiredAt != 0 {
+		t.Errorf("stored secrets %+v, %v", st.ChallengeSecrets, err)
+	}
 }
