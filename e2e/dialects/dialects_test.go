@@ -182,12 +182,12 @@ func TestInteropAlbyDialects(t *testing.T) {
 		name   string
 		res    interopStep
 		header string // the credential's header
-		scheme string // its scheme
+		scheme string // its scheme (LSAT for L402: the first line is LSAT)
 	}{
 		{"fetchWithMpp", res.FetchWithMpp, "Authorization", "Payment "},
 		{"fetch402 (charge first)", res.Fetch402Mpp, "Authorization", "Payment "},
 		{"fetchWithX402", res.FetchWithX402, "payment-signature", ""},
-		{"fetch402 (L402 first)", res.Fetch402, "Authorization", "L402 "},
+		{"fetch402 (L402 first)", res.Fetch402, "Authorization", "LSAT "},
 	} {
 		r := step.res
 		if r.Status != 200 || r.Body != content || !r.Paid || r.AmountSat != 100 {

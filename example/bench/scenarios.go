@@ -352,9 +352,14 @@ func (b *bench) challenges(ctx context.Context) error {
 		b.noteInvoice(inv.AddIndex)
 		return nil
 	}}
-	b.progress("challenges: %d interleaved rounds of up to %s or %d requests each (402 via Caddy, AddInvoice direct)",
+	// /once/ sells per request, so its 402 offers L402, the Payment charge
+	// and x402, all on one invoice.
+	every := &scenario{name: "402 every offer", do: func(ctx context.Context, w int, _ int64) error {
+		return b.getWith(ctx, "/once/item", "402 every offer", "", "application/json", http.StatusPaymentRequired, -1)
+	}}
+	b.progress("challenges: %d interleaved rounds of up to %s or %d requests each (402 via Caddy, 402 with every offer, AddInvoice direct)",
 		o.invoiceRounds, o.invoiceRoundTime, o.invoiceRoundRequests)
-	scenarios := []*scenario{challenge, direct}
+	scenarios := []*scenario{challenge, every, direct}
 	if err := b.interleave(ctx, o.concurrency, 1, o.warmup, o.invoiceRoundRequests/4, scenarios); err != nil {
 		return err
 	}
@@ -363,6 +368,7 @@ func (b *bench) challenges(ctx context.Context) error {
 	}
 	b.res.challenge, b.res.addInvoice = challenge.result, direct.result
 	b.res.challengeRPC, b.res.challengeAddInvoice = challenge.rpc.calls, challenge.rpc.mean("AddInvoice")
+	b.res.challengeEvery, b.res.challengeEveryRPC = every.result, every.rpc.calls
 	b.res.ran["challenges"] = true
 	return nil
 }

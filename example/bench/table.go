@@ -39,6 +39,8 @@ type results struct {
 	challenge, addInvoice *loadResult
 	challengeRPC          rpcCounts
 	challengeAddInvoice   time.Duration // mean AddInvoice latency as Caddy saw it
+	challengeEvery        *loadResult   // 402s offering L402, charge and x402
+	challengeEveryRPC     rpcCounts
 
 	checkSmall, checkLarge       *loadResult
 	lookupSmall, lookupLarge     *loadResult // the control: LookupInvoice straight to alice
@@ -133,6 +135,13 @@ func (r *results) table(w io.Writer, o options) error {
 			r.challenge.summary(), q, len(r.challenge.rounds), ratio(r.challenge.rate(), r.addInvoice.rate()),
 			r.challengeRPC, formatLatency(r.challengeAddInvoice), formatLatency(r.challenge.cpuPerRequest()), failures(r.challenge)),
 			fmt.Sprintf("≥ %.2fx direct AddInvoice", targetChallengeRate), verdict(q >= targetChallengeRate && r.challenge.failures == 0))
+		qe := pairedRatio(r.challengeEvery, r.addInvoice)
+		perChallenge := ratio(r.challengeEveryRPC["AddInvoice"], float64(r.challengeEvery.requests))
+		row("402 with every offer (L402 + Payment charge + x402, `/once/`)", fmt.Sprintf("%s; **%.3fx** direct (median of %d paired rounds; totals %.3fx); **%.3g AddInvoice per 402**; node RPCs: %s; this process's CPU %s/request%s",
+			r.challengeEvery.summary(), qe, len(r.challengeEvery.rounds), ratio(r.challengeEvery.rate(), r.addInvoice.rate()),
+			perChallenge, r.challengeEveryRPC, formatLatency(r.challengeEvery.cpuPerRequest()), failures(r.challengeEvery)),
+			fmt.Sprintf("≥ %.2fx direct AddInvoice, 1 AddInvoice per 402", targetChallengeRate),
+			verdict(qe >= targetChallengeRate && perChallenge == 1 && r.challengeEvery.failures == 0))
 		row("AddInvoice straight to alice (gRPC)", fmt.Sprintf("%s, mean %s; this process's CPU %s/request%s",
 			r.addInvoice.summary(), formatLatency(r.addInvoice.latency.mean()), formatLatency(r.addInvoice.cpuPerRequest()), failures(r.addInvoice)), "", "")
 	}
@@ -179,7 +188,7 @@ func (r *results) table(w io.Writer, o options) error {
 		for _, s := range []struct {
 			name string
 			res  *loadResult
-		}{{"plain", r.plain}, {"preimage", r.preimage}, {"token only", r.token}, {"plain+header", r.control}, {"402", r.challenge}, {"AddInvoice", r.addInvoice},
+		}{{"plain", r.plain}, {"preimage", r.preimage}, {"token only", r.token}, {"plain+header", r.control}, {"402", r.challenge}, {"402 every offer", r.challengeEvery}, {"AddInvoice", r.addInvoice},
 			{"selling: plain", r.sellPlain}, {"selling: pass", r.sellPass}, {"selling: pass, fresh credential", r.sellFresh},
 			{"selling: per_request", r.sellOnce}, {"selling: prepaid", r.sellPrepaid}, {"redis: plain", r.redisPlain}, {"redis: prepaid", r.redisPrepaid}} {
 			if s.res != nil {
