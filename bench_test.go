@@ -25,6 +25,7 @@ import (
 	"github.com/lightningcaddy/caddy-lightning/ledger/redisledger"
 	"github.com/lightningcaddy/caddy-lightning/lnd"
 	"github.com/lightningcaddy/caddy-lightning/lnd/lndtest"
+	mpp "github.com/lightningcaddy/caddy-lightning/payment"
 )
 
 // benchNode is a fake node and a client for it.
@@ -132,6 +133,7 @@ func benchSellingPaywall(b *testing.B, mode string, led *sharedLedger) (*Paywall
 		logger:   zap.NewNop(),
 		ready:    new(sync.Once),
 	}
+	p.offerList = defaultOffers(mode)
 	p.resolve()
 	return p, node
 }
@@ -227,6 +229,60 @@ func BenchmarkPaywallPassFresh(b *testing.B) {
 func BenchmarkPaywallPerRequest(b *testing.B) {
 	p, _ := benchSellingPaywall(b, modePerRequest, benchMemoryLedger(b))
 	benchFresh(b, p)
+}
+
+// BenchmarkPaywallCharge is a per_request paywall admitting a fresh
+// Payment charge credential: parsing, the stateless verification (HMAC,
+// expiry, amount, preimage; no node call), the claim in the embedded
+// ledger, and the receipt.
+func BenchmarkPaywallCharge(b *testing.B) {
+	p, _ := benchSellingPaywall(b, modePerRequest, benchMemoryLedger(b))
+	binder := p.tokens.snap.Load().challenges.binder
+	creds := make([]string, b.N)
+	for i := range creds {
+		var preimage [32]byte
+		if _, err := rand.Read(preimage[:]); err != nil {
+			b.Fatal(err)
+		}
+		req := mpp.ChargeRequest{Amount: 100, MethodDetails: mpp.MethodDetails{
+			Invoice: "lnbcrt1u1pbench", PaymentHash: sha256.Sum256(preimage[:]), Network: mpp.NetworkRegtest}}
+		encoded, err := req.Encode()
+		if err != nil {
+			b.Fatal(err)
+		}
+		c := mpp.Challenge{Realm: "bench", Method: mpp.MethodLightning, Intent: mpp.IntentCharge, Request: encoded,
+			Expires: mpp.FormatTime(time.Now().Add(10 * time.Minute))}
+		if err := binder.Bind(&c); err != nil {
+			b.Fatal(err)
+		}
+		if creds[i], err = (&mpp.Credential{Challenge: c, Payload: mpp.ChargePayloadJSON(preimage)}).Format(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	req := httptest.NewRequest(http.MethodGet, "/paid", nil)
+	ledgertest.Bench(b, func() {
+		for i := range b.N {
+			req.Header.Set("Authorization", creds[i])
+			rec := httptest.NewRecorder()
+			if err := p.ServeHTTP(rec, req, okHandler); err != nil || rec.Code != http.StatusOK || rec.Header().Get(mpp.ReceiptHeader) == "" {
+				b.Fatalf("request %d: %d %v %s", i, rec.Code, err, rec.Body)
+			}
+		}
+	})
+}
+
+// BenchmarkPaywallChallengeEveryOffer is the cost of a 402 offering L402,
+// the Payment charge and x402 on one invoice.
+func BenchmarkPaywallChallengeEveryOffer(b *testing.B) {
+	p, _ := benchSellingPaywall(b, modePerRequest, benchMemoryLedger(b))
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodGet, "/paid", nil)
+		rec := httptest.NewRecorder()
+		if err := p.ServeHTTP(rec, req, okHandler); err != nil || rec.Code != http.StatusPaymentRequired || rec.Header().Get("Payment-Required") == "" {
+			b.Fatalf("challenge: %d %v", rec.Code, err)
+		}
+	}
 }
 
 // benchPrepaid serves b.N requests with one prepaid credential, each
