@@ -93,6 +93,10 @@ type adminStatus struct {
 	Keys []string `json:"keys,omitempty"`
 	// RevokedTokens counts revocations not yet expired.
 	RevokedTokens int `json:"revoked_tokens"`
+	// ChallengeSecrets counts the secrets that verify Payment and x402
+	// challenges: the newest, and those a rotation replaced less than a
+	// day ago.
+	ChallengeSecrets int `json:"challenge_secrets"`
 	// Ledger is where per_request and prepaid paywalls count (absent
 	// when no paywall uses it).
 	Ledger *ledgerStatus `json:"ledger,omitempty"`
@@ -163,12 +167,14 @@ type paywallStatus struct {
 	CostHeader string `json:"cost_header,omitempty"`
 	ValidFor   string `json:"valid_for"`
 	OwnKey     bool   `json:"own_root_key"`
+	// Offers are the dialects the paywall's 402 offers, in order.
+	Offers []string `json:"offers"`
 }
 
 // status is what the status endpoint says of the paywall.
 func (p *Paywall) status() paywallStatus {
 	st := paywallStatus{Service: p.service, Mode: p.mode, PriceSat: p.price, ValidFor: time.Duration(p.ValidFor).String(),
-		OwnKey: p.fixedKeys != nil, CostHeader: p.CostHeader}
+		OwnKey: p.fixedKeys != nil, CostHeader: p.CostHeader, Offers: p.offerList}
 	if p.priceTemplate != "" {
 		st.Price, st.MaxPriceSat = p.priceTemplate, p.MaxPrice
 	}
@@ -215,6 +221,9 @@ func (a *adminAPI) status(ctx context.Context) adminStatus {
 	if snap := a.app.tokens.snap.Load(); snap != nil { // loaded if the config has paywalls
 		st.Keys = snap.keyIDs
 		st.RevokedTokens = len(snap.revoked)
+		if snap.challenges != nil {
+			st.ChallengeSecrets = len(snap.challenges.keys)
+		}
 	}
 	st.Budgets, st.OpenPayments = []budgetStatus{}, []openPaymentStatus{}
 	ledger, err := a.app.payments.load(ctx)

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/lightningcaddy/caddy-lightning/lnd/lndtest"
 	mpp "github.com/lightningcaddy/caddy-lightning/payment"
 	"github.com/lightningcaddy/caddy-lightning/x402"
@@ -127,6 +129,17 @@ func TestOffersOneChallenge(t *testing.T) {
 // buys nothing under L402 or x402 either.
 func TestChargeAdmitsOnce(t *testing.T) {
 	base, node := startPaywall(t, "10 {\n\t\tmode per_request\n\t\tservice api\n\t}")
+	counted := func(dialect, result string) float64 { return dialectCount(t, "api", dialect, result) }
+	defer func(admitted, used, l402Used, x402Used float64) {
+		for _, c := range []struct {
+			dialect, result string
+			before, want    float64
+		}{{"charge", "admitted", admitted, 1}, {"charge", "used", used, 1}, {"l402", "used", l402Used, 1}, {"x402", "used", x402Used, 1}} {
+			if got := counted(c.dialect, c.result) - c.before; got != c.want {
+				t.Errorf("paywall_dialect_total{dialect=%q,result=%q} grew by %v, want %v", c.dialect, c.result, got, c.want)
+			}
+		}
+	}(counted("charge", "admitted"), counted("charge", "used"), counted("l402", "used"), counted("x402", "used"))
 	o := getOffer(t, base+"/paid/")
 	preimage := settleAndProve(t, node, o.challenge)
 	calls := node.Calls("LookupInvoice")
@@ -383,4 +396,68 @@ func TestOffersConfigErrors(t *testing.T) {
 			t.Errorf("%q: %v", block, err)
 		}
 	}
+}
+
+// TestChargeAcrossRotation: rotate_key rotates the challenge secret with
+// the root keys: a charge challenge bound before a rotation is still paid
+// for after it, and refused once drop_old drops the old secret; the status
+// endpoint counts the secrets and lists each paywall's offers.
+func TestChargeAcrossRotation(t *testing.T) {
+	node := lndtest.Start(t)
+	base, admin := startCaddyWithAdmin(t, t.TempDir(), lndOption(node),
+		"\troute /paid/* {\n\t\tpaywall 10 {\n\t\t\tmode per_request\n\t\t\tservice api\n\t\t}\n\t\t"+upstream+"\n\t}")
+	status := func() adminStatus {
+		var st adminStatus
+		if code := adminCall(t, http.MethodGet, admin+"/lightning/status", "", &st); code != http.StatusOK {
+			t.Fatalf("status: %d", code)
+		}
+		return st
+	}
+	if st := status(); st.ChallengeSecrets != 1 || len(st.Paywalls) != 1 || strings.Join(st.Paywalls[0].Offers, " ") != "l402 charge x402" {
+		t.Fatalf("status %+v", st)
+	}
+	before, dropped := getOffer(t, base+"/paid/"), getOffer(t, base+"/paid/")
+	if code := adminCall(t, http.MethodPost, admin+"/lightning/rotate_key", `{}`, nil); code != http.StatusOK {
+		t.Fatalf("rotate: %d", code)
+	}
+	after := getOffer(t, base+"/paid/")
+	if st := status(); st.ChallengeSecrets != 2 || after.charge.ID == before.charge.ID {
+		t.Fatalf("after a rotation: %d secrets", st.ChallengeSecrets)
+	}
+	for _, o := range []dialectOffer{before, after} {
+		if resp, body := get(t, base+"/paid/", chargeAuth(t, o.charge, settleAndProve(t, node, o.challenge))); resp.StatusCode != http.StatusOK {
+			t.Errorf("charge across the rotation: %d %s", resp.StatusCode, body)
+		}
+	}
+	if code := adminCall(t, http.MethodPost, admin+"/lightning/rotate_key", `{"drop_old": true}`, nil); code != http.StatusOK {
+		t.Fatalf("rotate: %d", code)
+	}
+	resp, body := get(t, base+"/paid/", chargeAuth(t, dropped.charge, settleAndProve(t, node, dropped.challenge)))
+	if resp.StatusCode != http.StatusPaymentRequired || !strings.Contains(body, "unknown-challenge") || status().ChallengeSecrets != 1 {
+		t.Errorf("charge of a dropped secret: %d %s", resp.StatusCode, body)
+	}
+}
+
+// dialectCount reads paywall_dialect_total for service, dialect and result.
+func dialectCount(t *testing.T, service, dialect, result string) float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(dialectRequests)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"service": service, "dialect": dialect, "result": result}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			match := true
+			for _, l := range m.GetLabel() {
+				match = match && want[l.GetName()] == l.GetValue()
+			}
+			if match {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }

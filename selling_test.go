@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -880,12 +881,12 @@ func TestSellingMetricsAndStatus(t *testing.T) {
 		t.Fatalf("status: %d", code)
 	}
 	want := map[string]paywallStatus{
-		"metered": {Service: "metered", Mode: "prepaid", PriceSat: 1, BalanceSat: 1000, CostHeader: "X-Cost", ValidFor: "720h0m0s"},
-		"strict":  {Service: "strict", Mode: "prepaid", PriceSat: 1, BalanceSat: 1000, CostHeader: "x-cost", ValidFor: "720h0m0s"},
-		"once":    {Service: "once", Mode: "per_request", PriceSat: 3, ValidFor: "1h0m0s"},
+		"metered": {Service: "metered", Mode: "prepaid", PriceSat: 1, BalanceSat: 1000, CostHeader: "X-Cost", ValidFor: "720h0m0s", Offers: []string{"l402"}},
+		"strict":  {Service: "strict", Mode: "prepaid", PriceSat: 1, BalanceSat: 1000, CostHeader: "x-cost", ValidFor: "720h0m0s", Offers: []string{"l402"}},
+		"once":    {Service: "once", Mode: "per_request", PriceSat: 3, ValidFor: "1h0m0s", Offers: []string{"l402", "charge", "x402"}},
 	}
 	for _, p := range st.Paywalls {
-		if p != want[p.Service] {
+		if !reflect.DeepEqual(p, want[p.Service]) {
 			t.Errorf("status of %s: %+v, want %+v", p.Service, p, want[p.Service])
 		}
 	}
