@@ -115,7 +115,7 @@ func (p *printer) request(method, url string, header http.Header, body []byte) {
 }
 
 // shownResponseHeaders are the response headers worth reading in the demo.
-var shownResponseHeaders = []string{"Content-Type", "WWW-Authenticate", "Retry-After", "Allow"}
+var shownResponseHeaders = []string{"Content-Type", "WWW-Authenticate", "PAYMENT-REQUIRED", "Payment-Receipt", "PAYMENT-RESPONSE", "Retry-After", "Allow"}
 
 // response prints an HTTP response: status, relevant headers and the body.
 func (p *printer) response(status int, header http.Header, body []byte, took time.Duration) {

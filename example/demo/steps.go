@@ -276,7 +276,7 @@ func (w *walkthrough) grpcCheck(ctx context.Context) (string, error) {
 	return "CheckInvoice over gRPC: paid = true", nil
 }
 
-// metrics is step h: the lightning metrics after the walk-through.
+// metrics is step i: the lightning metrics after the walk-through.
 func (w *walkthrough) metrics(ctx context.Context) (string, error) {
 	ex, err := w.send(ctx, http.MethodGet, "/metrics", nil, nil)
 	if err != nil {
@@ -300,6 +300,7 @@ func (w *walkthrough) metrics(ctx context.Context) (string, error) {
 		`caddy_lightning_invoices_issued_total{service="premium"}`,
 		`caddy_lightning_paywall_verifications_total{result="preimage",service="premium"}`,
 		`caddy_lightning_payments_total{kind="invoice",result="succeeded"}`,
+		`caddy_lightning_paywall_dialect_total{dialect="charge",result="admitted",service="api"}`,
 	} {
 		if !strings.Contains(string(ex.body), want) {
 			return "", fmt.Errorf("the metrics lack %s", want)

@@ -28,17 +28,17 @@ func startUpstream() (*upstream, error) {
 }
 
 // serve answers every request with a short article. It tells whether the
-// L402 credentials reached it: the paywall removes them unless
+// credentials reached it: the paywall removes them unless
 // keep_credentials is set.
 func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	credentials := "kept them from this server"
+	credentials := "kept the credentials from this server"
 	if r.Header.Get("Authorization") != "" {
-		credentials = "passed them on (keep_credentials)"
+		credentials = "passed the credentials on (keep_credentials)"
 	}
 	fmt.Fprintf(w, "⚡ Premium article %s\n"+
 		"Thank you for paying with Lightning! This text comes from the upstream server at %s.\n"+
-		"Caddy's paywall accepted your L402 credentials and %s.\n",
+		"Caddy's paywall accepted your payment and %s.\n",
 		r.URL.Path, u.addr, credentials)
 }
 

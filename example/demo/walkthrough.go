@@ -105,7 +105,11 @@ func (w *walkthrough) steps() []*step {
 		{id: "g", title: "The same API over gRPC", needs: "d", run: w.grpcCheck,
 			about: "lightning.Lightning/CheckInvoice with the generated client in lightningpb,\n" +
 				"over HTTP/2 without TLS (h2c), to the same Caddy port."},
-		{id: "h", title: "What the operator sees: the metrics", run: w.metrics,
+		{id: "h", title: "One 402, every dialect: L402, Payment charge and x402", run: w.dialects,
+			about: "GET /api/quote sells one request for 10 sat. Its 402 offers L402, the Payment scheme's\n" +
+				"charge and x402 on one invoice; bob pays a new one for each dialect, and a payment\n" +
+				"presented again, in any dialect, gets 402."},
+		{id: "i", title: "What the operator sees: the metrics", run: w.metrics,
 			about: "GET /metrics is Caddy's Prometheus exposition; the lightning app adds what it\n" +
 				"sold, what it paid and how the node answered."},
 	}
