@@ -278,3 +278,40 @@ func FuzzParseCredential(f *testing.F) {
 		}
 	})
 }
+
+func TestStripAuthorization(t *testing.T) {
+	b, _ := NewBinder(testSecret)
+	v, _ := present(t, chargeChallenge(t, b, nil), ChargePayloadJSON(testPreimage))
+	for in, want := range map[string]string{
+		v:                          v,
+		"":                         "",
+		"Basic dXNlcjpwYXNz":       "Basic dXNlcjpwYXNz",
+		"Basic dXNlcjpwYXNz, " + v: "Basic dXNlcjpwYXNz",
+		v + ", L402 a:b":           "L402 a:b",
+		"payment\tAAAA,Bearer x":   "Bearer x",
+		"Payments AAAA":            "Payments AAAA",
+	} {
+		if in == v {
+			want = ""
+		}
+		if got := StripAuthorization(in); got != want {
+			t.Errorf("StripAuthorization(%.40q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// FuzzStripAuthorization: what is left holds no Payment credential, and
+// a value without one is left as it is.
+func FuzzStripAuthorization(f *testing.F) {
+	f.Add("Basic x, Payment e30")
+	f.Add("payment\t, L402 a:b,")
+	f.Fuzz(func(t *testing.T, v string) {
+		got := StripAuthorization(v)
+		if _, err := ParseAuthorization([]string{got}); !errors.Is(err, ErrNoCredential) {
+			t.Fatalf("StripAuthorization(%q) = %q still holds a Payment credential (%v)", v, got, err)
+		}
+		if _, err := ParseAuthorization([]string{v}); errors.Is(err, ErrNoCredential) && got != v {
+			t.Fatalf("StripAuthorization(%q) = %q changed a value without a Payment credential", v, got)
+		}
+	})
+}
