@@ -1,10 +1,8 @@
 package lightning
 
 import (
-	"context"
 	"errors"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"time"
 
@@ -63,7 +61,7 @@ func (p *Paywall) serveX402(w http.ResponseWriter, r *http.Request, next caddyht
 	if !now().Before(until) {
 		return refuse(x402.ReasonInvalidPayload, "the offer has expired: pay the new invoice")
 	}
-	paid, err := p.x402Settled(r.Context(), inv.PaymentHash, clientKey(r.Context(), p.ipv6Prefix))
+	_, paid, err := p.awaitSettlement(r.Context(), inv.PaymentHash, clientKey(r.Context(), p.ipv6Prefix), false, x402SettleWait)
 	switch {
 	case errors.Is(err, errTooManyLookups):
 		p.metrics.challenge(http.StatusTooManyRequests)
@@ -83,20 +81,6 @@ func (p *Paywall) serveX402(w http.ResponseWriter, r *http.Request, next caddyht
 	return p.admitOnce(w, r, next, pr, price, offerX402, successHeader{x402.HeaderPaymentResponse, settled}, func() error {
 		return p.x402Challenge(w, r, price, network, x402.ReasonInvalidTransaction, "this payment was used already: each payment admits one request")
 	})
-}
-
-// x402Settled reports whether the node has settled the invoice with hash,
-// waiting up to x402SettleWait for it (as the lookup guard allows).
-func (p *Paywall) x402Settled(ctx context.Context, hash [32]byte, client netip.Prefix) (bool, error) {
-	_, paid, err := p.settlement(ctx, hash, client, false)
-	if err != nil || paid || !p.lookups.enterWait(client, hash) {
-		return paid, err
-	}
-	defer p.lookups.leaveWait(client, hash)
-	ctx, cancel := context.WithTimeout(ctx, x402SettleWait)
-	defer cancel()
-	_, paid = p.settled.wait(ctx, hash)
-	return paid, nil
 }
 
 // x402Refused counts and answers a refused x402 payment (x402Challenge).

@@ -486,6 +486,21 @@ func (p *Paywall) settlement(ctx context.Context, hash [32]byte, client netip.Pr
 	return st.Preimage, true, nil
 }
 
+// awaitSettlement is settlement, then, if the invoice is not settled yet
+// and the lookup guard admits one more wait for client and hash, a wait of
+// up to timeout for the node's invoice stream to report it.
+func (p *Paywall) awaitSettlement(ctx context.Context, hash [32]byte, client netip.Prefix, lenient bool, timeout time.Duration) ([32]byte, bool, error) {
+	preimage, paid, err := p.settlement(ctx, hash, client, lenient)
+	if err != nil || paid || !p.lookups.enterWait(client, hash) {
+		return preimage, paid, err
+	}
+	defer p.lookups.leaveWait(client, hash)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	preimage, paid = p.settled.wait(ctx, hash)
+	return preimage, paid, nil
+}
+
 // isPreflight reports whether r is a CORS preflight: browsers send it
 // before a cross-origin request with credentials, and never with them.
 func isPreflight(r *http.Request) bool {
@@ -507,16 +522,9 @@ func (p *Paywall) wait(w http.ResponseWriter, r *http.Request, keys *l402.Keyrin
 		p.metrics.preimage.Inc()
 		return p.answerWait(w, r, cred.Token, preimage, true)
 	}
-	hash, client := id.PaymentHash, clientKey(r.Context(), p.ipv6Prefix)
-	preimage, paid, err := p.settlement(r.Context(), hash, client, true)
+	preimage, paid, err := p.awaitSettlement(r.Context(), id.PaymentHash, clientKey(r.Context(), p.ipv6Prefix), true, waitTimeout)
 	if err != nil {
 		return p.nodeFailed(w, r, err)
-	}
-	if !paid && p.lookups.enterWait(client, hash) {
-		ctx, cancel := context.WithTimeout(r.Context(), waitTimeout)
-		preimage, paid = p.settled.wait(ctx, hash)
-		cancel()
-		p.lookups.leaveWait(client, hash)
 	}
 	if paid {
 		p.metrics.settled.Inc()

@@ -1,7 +1,6 @@
 package dialects
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,8 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -20,6 +17,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/lightningnetwork/lnd/lnrpc"
 
+	"github.com/lightningcaddy/caddy-lightning/internal/albyinterop"
 	"github.com/lightningcaddy/caddy-lightning/internal/caddyrun"
 	mpp "github.com/lightningcaddy/caddy-lightning/payment"
 	"github.com/lightningcaddy/caddy-lightning/x402"
@@ -128,39 +126,12 @@ type interopStep struct {
 // dialect's receipt, and each credential presented again gets 402.
 func TestInteropAlbyDialects(t *testing.T) {
 	s := startSite(t)
-	for _, tool := range []string{"node", "npm"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("no %s on PATH", tool)
-		}
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	const dir = "../paywall/interop"
-	npm := exec.CommandContext(ctx, "npm", "ci", "--prefix", dir, "--no-audit", "--no-fund", "--loglevel=error")
-	if out, err := npm.CombinedOutput(); err != nil {
-		t.Fatalf("npm ci: %v\n%s", err, out)
-	}
-	mac, err := os.ReadFile(network.Bob.MacaroonPath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	settledBefore := settledInvoices(t)
-	node := exec.CommandContext(ctx, "node", "dialects.mjs")
-	node.Dir = dir
-	node.Env = append(os.Environ(),
-		"PAYWALL_URL="+s.base+"/api/x",
-		"MPP_URL="+s.base+"/mpp/x",
-		"BOB_REST="+network.Bob.RESTAddr,
-		"BOB_MACAROON_HEX="+hex.EncodeToString(mac),
-		"BOB_TLS_CERT="+network.Bob.TLSCertPath,
-	)
-	var stderr bytes.Buffer
-	node.Stderr = &stderr
 	start := time.Now()
-	out, err := node.Output()
-	if err != nil {
-		t.Fatalf("node dialects.mjs: %v\n%s%s", err, out, stderr.Bytes())
-	}
+	out := albyinterop.Run(ctx, t, "../paywall/interop", "dialects.mjs", network.Bob,
+		"PAYWALL_URL="+s.base+"/api/x", "MPP_URL="+s.base+"/mpp/x")
 	t.Logf("node dialects.mjs ran in %v", time.Since(start).Round(time.Millisecond))
 	var res interopResult
 	if err := json.Unmarshal(out, &res); err != nil {

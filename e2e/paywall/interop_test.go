@@ -1,17 +1,15 @@
 package paywall
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/lightningcaddy/caddy-lightning/internal/albyinterop"
 	"github.com/lightningcaddy/caddy-lightning/l402"
 )
 
@@ -48,39 +46,12 @@ type interopResult struct {
 // Node, with a wallet that pays through bob's lnd REST API.
 func TestInteropAlby(t *testing.T) {
 	needNetwork(t)
-	for _, tool := range []string{"node", "npm"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("no %s on PATH", tool)
-		}
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	npm := exec.CommandContext(ctx, "npm", "ci", "--prefix", "interop", "--no-audit", "--no-fund", "--loglevel=error")
-	if out, err := npm.CombinedOutput(); err != nil {
-		t.Fatalf("npm ci: %v\n%s", err, out)
-	}
-
 	up := newUpstream(t)
 	base := startCaddy(t, proxyRoute("/api/*", "100 {\n\t\t\tservice api\n\t\t}", up))
-	mac, err := os.ReadFile(network.Bob.MacaroonPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	node := exec.CommandContext(ctx, "node", "interop.mjs")
-	node.Dir = "interop"
-	node.Env = append(os.Environ(),
-		"PAYWALL_URL="+base+"/api/x",
-		"BOB_REST="+network.Bob.RESTAddr,
-		"BOB_MACAROON_HEX="+hex.EncodeToString(mac),
-		"BOB_TLS_CERT="+network.Bob.TLSCertPath,
-	)
-	var stderr bytes.Buffer
-	node.Stderr = &stderr
 	start := time.Now()
-	out, err := node.Output()
-	if err != nil {
-		t.Fatalf("node interop.mjs: %v\n%s%s", err, out, stderr.Bytes())
-	}
+	out := albyinterop.Run(ctx, t, "interop", "interop.mjs", network.Bob, "PAYWALL_URL="+base+"/api/x")
 	t.Logf("node interop.mjs ran in %v", time.Since(start))
 	var res interopResult
 	if err := json.Unmarshal(out, &res); err != nil {
