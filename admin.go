@@ -94,8 +94,8 @@ type adminStatus struct {
 	// RevokedTokens counts revocations not yet expired.
 	RevokedTokens int `json:"revoked_tokens"`
 	// ChallengeSecrets counts the secrets that verify Payment and x402
-	// challenges: the newest, and those a rotation replaced less than a
-	// day ago.
+	// challenges: the newest, and those a rotation replaced less than 25
+	// hours ago.
 	ChallengeSecrets int `json:"challenge_secrets"`
 	// Ledger is where per_request and prepaid paywalls count (absent
 	// when no paywall uses it).

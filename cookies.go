@@ -87,8 +87,7 @@ func cookieValue(h http.Header, name string) (string, bool) {
 // stripCredentials removes from the request everything a paywall could
 // admit it with: L402, LSAT and Payment credentials in Authorization, read
 // as the verifiers read them, PAYMENT-SIGNATURE (x402), and every cookie
-// any paywall sets. Everything else
-// stays exactly as it came.
+// any paywall sets. Everything else stays exactly as it came.
 func stripCredentials(r *http.Request) {
 	stripHeader(r.Header, "Authorization", l402.StripAuthorization)
 	stripHeader(r.Header, "Authorization", mpp.StripAuthorization)

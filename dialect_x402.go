@@ -11,6 +11,12 @@ import (
 	"github.com/lightningcaddy/caddy-lightning/x402"
 )
 
+// x402Grace is how long after its invoice expired a paid x402 offer can
+// still be redeemed (at most valid_for): the client may be slow to retry,
+// and the x402 proposal's rejection of expired invoices would refuse a
+// payment made in time.
+const x402Grace = time.Hour
+
 // x402SettleWait is how long an x402 payment whose invoice is not settled
 // yet waits for the node to report it: Alby retries as soon as its wallet
 // has paid, which can be a moment before the node settles.
@@ -23,8 +29,8 @@ const x402SettleWait = 3 * time.Second
 // for x402, on this service), the amount must be this request's price, the
 // node must report the invoice settled (waiting up to x402SettleWait), and
 // the payment hash is claimed in the ledger as every dialect's is. The
-// invoice may be redeemed until its expiry plus valid_for, as a token for
-// it would. A malformed header gets 400; any other refusal 402 with a
+// invoice may be redeemed until x402Grace (at most valid_for) after its
+// expiry. A malformed header gets 400; any other refusal 402 with a
 // fresh PAYMENT-REQUIRED whose error says why, and PAYMENT-RESPONSE
 // naming the reason. Success carries PAYMENT-RESPONSE.
 func (p *Paywall) serveX402(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, values []string, price int64) error {
@@ -57,8 +63,7 @@ func (p *Paywall) serveX402(w http.ResponseWriter, r *http.Request, next caddyht
 	if accepted.Amount != strconv.FormatInt(price*1000, 10) || inv.AmountSat != price {
 		return refuse(x402.ReasonInvalidPayload, "the offer was for another price: pay the new invoice")
 	}
-	until := inv.ExpiresAt.Add(time.Duration(p.ValidFor))
-	if !now().Before(until) {
+	if !now().Before(inv.ExpiresAt.Add(min(time.Duration(p.ValidFor), x402Grace))) {
 		return refuse(x402.ReasonInvalidPayload, "the offer has expired: pay the new invoice")
 	}
 	_, paid, err := p.awaitSettlement(r.Context(), inv.PaymentHash, clientKey(r.Context(), p.ipv6Prefix), false, x402SettleWait)
@@ -77,7 +82,12 @@ func (p *Paywall) serveX402(w http.ResponseWriter, r *http.Request, next caddyht
 	if err != nil {
 		return p.failed(w, r, "cannot write the payment response", err)
 	}
-	pr := proof{paymentHash: inv.PaymentHash, credentialFacts: credentialFacts{expires: until.Add(time.Second), amount: price}}
+	// A token for the same invoice opens the paywall until the invoice's
+	// expiry plus valid_for: the claim lasts as long.
+	pr := proof{paymentHash: inv.PaymentHash, credentialFacts: credentialFacts{
+		expires: inv.ExpiresAt.Add(time.Duration(p.ValidFor) + time.Second),
+		amount:  price,
+	}}
 	return p.admitOnce(w, r, next, pr, price, offerX402, successHeader{x402.HeaderPaymentResponse, settled}, func() error {
 		return p.x402Challenge(w, r, price, network, x402.ReasonInvalidTransaction, "this payment was used already: each payment admits one request")
 	})

@@ -43,10 +43,14 @@ func defaultOffers(mode string) []string {
 	return []string{offerL402}
 }
 
+// maxOfferInvoiceExpiry bounds invoice_expiry with the charge or x402
+// offers, so that a challenge secret a rotation replaced can be dropped
+// soon after (maxChallengeLife).
+const maxOfferInvoiceExpiry = 24 * time.Hour
+
 // validateOffers checks the offers option: known names, each once, the
-// single-use ones with mode per_request only, and with them an invoice
-// that expires within maxChallengeLife (so a replaced challenge secret
-// can be dropped a day after the rotation).
+// single-use ones with mode per_request only, and with them an
+// invoice_expiry of at most maxOfferInvoiceExpiry.
 func (p *Paywall) validateOffers() error {
 	if p.Offers != nil && len(p.Offers) == 0 {
 		return errors.New("offers: name at least one of l402, charge, x402")
@@ -60,8 +64,8 @@ func (p *Paywall) validateOffers() error {
 			return fmt.Errorf("offers: %s is named twice", o)
 		case slices.Contains(singleUseOffers, o) && p.mode != modePerRequest:
 			return fmt.Errorf("offers: %s is a one-time payment, which goes with mode per_request (this paywall sells %s)", o, p.mode)
-		case slices.Contains(singleUseOffers, o) && time.Duration(p.InvoiceExpiry) > maxChallengeLife:
-			return fmt.Errorf("offers: with %s, invoice_expiry may be at most %v", o, maxChallengeLife)
+		case slices.Contains(singleUseOffers, o) && time.Duration(p.InvoiceExpiry) > maxOfferInvoiceExpiry:
+			return fmt.Errorf("offers: with %s, invoice_expiry may be at most %v", o, maxOfferInvoiceExpiry)
 		}
 		seen[o] = true
 	}

@@ -351,9 +351,9 @@ func (p *Paywall) resolve() {
 // sells them, and answers the others with a challenge. A request is read
 // in one dialect: x402 if it carries PAYMENT-SIGNATURE, else the Payment
 // scheme if its Authorization holds a Payment credential, else L402
-// (header or cookie); each only where it is offered (L402 always). CORS preflights
-// pass through unchallenged (the site's own CORS configuration answers
-// them).
+// (header or cookie); each only where it is offered (L402 always). CORS
+// preflights pass through unchallenged (the site's own CORS configuration
+// answers them).
 func (p *Paywall) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	p.resolve()
 	if isPreflight(r) {

@@ -59,9 +59,10 @@ type challengeSecret struct {
 }
 
 // maxChallengeLife bounds how long a Payment or x402 challenge can be
-// answered: paywalls that offer them have an invoice_expiry of at most a
-// day, and a replaced secret is dropped once this has passed.
-const maxChallengeLife = 24 * time.Hour
+// answered, so a replaced secret is dropped once it has passed: paywalls
+// that offer them have an invoice_expiry of at most maxOfferInvoiceExpiry,
+// and x402 adds x402Grace.
+const maxChallengeLife = maxOfferInvoiceExpiry + x402Grace
 
 // newChallengeSecret returns a new random challenge secret.
 func newChallengeSecret() challengeSecret {

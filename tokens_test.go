@@ -131,14 +131,14 @@ func TestChallengeSecrets(t *testing.T) {
 		t.Fatal("after a rotation, the old challenge or the new one does not verify")
 	}
 
-	// A day after the rotation, the next write drops the old secret.
+	// maxChallengeLife after the rotation, the next write drops the old secret.
 	defer func() { now = time.Now }()
 	now = func() time.Time { return time.Now().Add(maxChallengeLife + time.Minute) }
 	if err := a.rotate(ctx, false); err != nil {
 		t.Fatal(err)
 	}
 	if verifies(a, c) || !verifies(a, fresh) {
-		t.Error("the secret retired a day ago still verifies, or the one retired now does not")
+		t.Error("the secret retired maxChallengeLife ago still verifies, or the one retired now does not")
 	}
 	if err := a.rotate(ctx, true); err != nil {
 		t.Fatal(err)
