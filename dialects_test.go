@@ -257,9 +257,10 @@ func TestDialectsOneRedemption(t *testing.T) {
 
 // TestDialectsBadInput: malformed, tampered, expired, wrong-realm,
 // wrong-amount, cross-route, wrong-network and replayed credentials of the
-// Payment charge and x402 get 402 (400 where the dialect says: a malformed
-// x402 header, an intent not offered, two Payment credentials), never the
-// upstream, and the paywall pays nothing.
+// Payment charge, x402 and L402 get 402 (400 where the dialect says: a
+// malformed x402 header, an intent not offered, two Payment credentials;
+// 401 for a bad L402 credential), never the upstream, and the paywall pays
+// nothing.
 func TestDialectsBadInput(t *testing.T) {
 	node := lndtest.Start(t)
 	route := func(path, block string) string {
@@ -330,6 +331,12 @@ func TestDialectsBadInput(t *testing.T) {
 		{"x402 cross-route", "/b/", x402Header(t, o.x402), 402},
 		{"x402 wrong price", "/a20/", x402Header(t, o.x402), 402},
 		{"x402 replayed", "/a/", x402Header(t, usedX.x402), 402},
+		{"l402 malformed", "/a/", auth("L402 !!!:" + hex.EncodeToString(preimage[:])), 401},
+		{"l402 tampered", "/a/", auth(l402Auth(tampered(o.Body.Token), preimage)), 401},
+		{"l402 wrong preimage", "/a/", auth(l402Auth(o.Body.Token, wrong)), 401},
+		{"l402 cross-route", "/b/", auth(l402Auth(o.Body.Token, preimage)), 401},
+		{"l402 wrong amount", "/a20/", auth(l402Auth(o.Body.Token, preimage)), 401},
+		{"l402 replayed", "/a/", auth(l402Auth(used.Body.Token, usedPreimage)), 402},
 	}
 	for _, row := range rows {
 		t.Run(row.name, func(t *testing.T) {
@@ -351,6 +358,8 @@ func TestDialectsBadInput(t *testing.T) {
 				t.Errorf("%d %s", resp.StatusCode, body)
 			}
 		}
+		now = func() time.Time { return time.Now().Add(2 * time.Hour) } // past the token's 1h10m
+		getChallenge(t, base+"/a/", auth(l402Auth(o.Body.Token, preimage)), http.StatusUnauthorized)
 	})
 	// The genuine credential still works once: nothing above consumed it.
 	if resp, body := get(t, base+"/a/", chargeAuth(t, o.charge, preimage)); resp.StatusCode != http.StatusOK {
@@ -460,4 +469,16 @@ func dialectCount(t *testing.T, service, dialect, result string) float64 {
 		}
 	}
 	return 0
+}
+
+// tampered changes one character in the middle of a base64 token.
+func tampered(token string) string {
+	b := []byte(token)
+	i := len(b) / 2
+	if b[i] == 'A' {
+		b[i] = 'B'
+	} else {
+		b[i] = 'A'
+	}
+	return string(b)
 }
