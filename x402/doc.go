@@ -31,7 +31,10 @@
 // [ParsePaymentSignature] checks its structure and returns the invoice;
 // anyone who saw the invoice can send this, so only the node's record that
 // the invoice (minted by this server for x402 on this route) is settled
-// proves payment.
+// proves payment. A server that keeps no record of its offers can put a
+// tag of its own in extra.binding ([Extra]), which the client echoes, and
+// read the payment with [DecodePaymentSignature], on whatever network the
+// tag then proves.
 //
 // # PAYMENT-RESPONSE
 //

@@ -355,3 +355,39 @@ func FuzzDecodeSettlementResponse(f *testing.F) {
 		}
 	})
 }
+
+// TestBindingEchoed: an offer's binding survives Alby's echo of it, and
+// DecodePaymentSignature reads a payment on any known network (the
+// caller proves the offer its own), NetworkName inverting NetworkID.
+func TestBindingEchoed(t *testing.T) {
+	o := testOffer()
+	o.Binding = "tag-of-the-server"
+	r, err := o.Requirements()
+	if err != nil {
+		t.Fatal(err)
+	}
+	header, err := PaymentRequired{Resource: Resource{URL: "https://api.example.com/x"}, Accepts: []Requirements{r}}.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := DecodePaymentSignature(albyPayment(t, header))
+	if err != nil || p.Accepted.Extra.Binding != o.Binding || p.Accepted != r {
+		t.Fatalf("DecodePaymentSignature = %+v, %v", p.Accepted, err)
+	}
+	if _, err := ParsePaymentSignature(albyPayment(t, header), NetworkMainnet); !errors.Is(err, ErrNetwork) {
+		t.Errorf("ParsePaymentSignature for mainnet of a regtest payment: %v", err)
+	}
+	for _, name := range []string{"mainnet", "testnet", "signet", "regtest"} {
+		if id, _ := NetworkID(name); NetworkName(id) != name {
+			t.Errorf("NetworkName(NetworkID(%q)) = %q", name, NetworkName(id))
+		}
+	}
+	if NetworkName("bip122:0000") != "" {
+		t.Error("NetworkName of an unknown id")
+	}
+	// Without a binding, extra has none.
+	r.Extra.Binding = ""
+	if b, _ := json.Marshal(r); strings.Contains(string(b), "binding") {
+		t.Errorf("empty binding written: %s", b)
+	}
+}
