@@ -141,7 +141,12 @@ func (s *tokenStore) follow(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		if err := s.load(ctx); err != nil && ctx.Err() == nil {
+		err := s.load(ctx)
+		if snap := s.snap.Load(); err == nil && snap != nil && snap.challenges == nil {
+			// Written by an instance that keeps no challenge secret.
+			err = s.update(ctx, func(st *tokenState) error { return nil })
+		}
+		if err != nil && ctx.Err() == nil {
 			s.logger.Warn("cannot read shared token state", zap.String("key", tokenStateKey), zap.Error(err))
 		}
 	}

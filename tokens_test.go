@@ -146,6 +146,20 @@ func TestChallengeSecrets(t *testing.T) {
 	if verifies(a, fresh) || len(a.snap.Load().challenges.keys) != 1 {
 		t.Error("drop_old kept an old challenge secret")
 	}
+	// An instance that keeps no challenge secret writes the state without
+	// one: the next follow adds one back.
+	if err := storage.Store(ctx, tokenStateKey, []byte(`{"version":99,"keys":["`+strings.Repeat("cd", 32)+`"]}`)); err != nil {
+		t.Fatal(err)
+	}
+	followCtx, stop := context.WithCancel(ctx)
+	go b.follow(followCtx, 10*time.Millisecond)
+	for start := time.Now(); b.snap.Load().version < 100 && time.Since(start) < 10*time.Second; {
+		time.Sleep(5 * time.Millisecond)
+	}
+	stop()
+	if b.snap.Load().challenges == nil {
+		t.Fatal("follow left the state without a challenge secret")
+	}
 	var st tokenState
 	raw, _ := storage.Load(ctx, tokenStateKey)
 	if err := json.Unmarshal(raw, &st); err != nil || len(st.ChallengeSecrets) != 1 || st.ChallengeSecrets[0].RetiredAt != 0 {
