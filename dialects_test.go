@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lightningcaddy/caddy-lightning/l402"
 	"github.com/lightningcaddy/caddy-lightning/lnd/lndtest"
 	mpp "github.com/lightningcaddy/caddy-lightning/payment"
 	"github.com/lightningcaddy/caddy-lightning/x402"
@@ -104,6 +105,16 @@ func TestOffersOneChallenge(t *testing.T) {
 		t.Errorf("PAYMENT-REQUIRED %+v", o.required)
 	case o.Header.Get("Cache-Control") != "no-store":
 		t.Errorf("Cache-Control %q", o.Header.Get("Cache-Control"))
+	}
+
+	// Joined into one string, as fetch clients see them, an RFC 9110 parser
+	// (as Aperture-style clients use) still finds both dialects.
+	joined := strings.Join(o.lines, ", ")
+	if cs := mpp.ParseChallenges([]string{joined}); len(cs) != 1 || cs[0] != o.charge {
+		t.Errorf("Payment challenges in the joined header: %+v", cs)
+	}
+	if c, err := l402.ParseChallenge([]string{joined}); err != nil || c.Invoice != o.Body.Invoice || c.Token != o.Body.Token {
+		t.Errorf("L402 challenge in the joined header: %+v, %v", c, err)
 	}
 
 	// The offers' order is the configured one: charge first for Alby's
