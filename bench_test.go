@@ -29,7 +29,7 @@ import (
 )
 
 // benchNode is a fake node and a client for it.
-func benchNode(b *testing.B) (*lndtest.Node, *lnd.Client) {
+func benchNode(b testing.TB) (*lndtest.Node, *lnd.Client) {
 	b.Helper()
 	node := lndtest.Start(b)
 	mac, _ := hex.DecodeString(node.MacaroonHex())
@@ -102,7 +102,7 @@ func BenchmarkKeysend(b *testing.B) {
 }
 
 // benchApp is a lightning app around client, without Caddy or events.
-func benchApp(b *testing.B, client *lnd.Client) *App {
+func benchApp(b testing.TB, client *lnd.Client) *App {
 	return &App{client: client, feed: newSettlementFeed(), ctx: caddy.Context{Context: b.Context()}, logger: zap.NewNop()}
 }
 
@@ -113,7 +113,7 @@ func benchPaywall(b *testing.B) (*Paywall, *lndtest.Node) {
 
 // benchSellingPaywall is a paywall selling in mode on led (nil for a pass),
 // wired to a fake node, without Caddy.
-func benchSellingPaywall(b *testing.B, mode string, led *sharedLedger) (*Paywall, *lndtest.Node) {
+func benchSellingPaywall(b testing.TB, mode string, led *sharedLedger) (*Paywall, *lndtest.Node) {
 	node, client := benchNode(b)
 	keys, err := l402.NewKeyring(l402.NewRootKey())
 	if err != nil {
@@ -207,7 +207,7 @@ func benchFresh(b *testing.B, p *Paywall) {
 // flusher running, loaded. MaxUnsaved is lifted as in package ledger's
 // benchmarks: a loop runs far more claims and draws a second than the
 // default lets one flush interval take.
-func benchMemoryLedger(b *testing.B) *sharedLedger {
+func benchMemoryLedger(b testing.TB) *sharedLedger {
 	m := ledger.NewMemory(&certmagic.FileStorage{Path: b.TempDir()}, ledger.MemoryOptions{MaxUnsaved: math.MaxInt})
 	s := &sharedLedger{paywallLedger: m, backend: backendEmbedded, memory: m, logger: zap.NewNop()}
 	if err := s.start(b.Context()); err != nil {

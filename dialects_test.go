@@ -6,11 +6,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 
 	"github.com/lightningcaddy/caddy-lightning/l402"
 	"github.com/lightningcaddy/caddy-lightning/lnd/lndtest"
@@ -492,4 +495,68 @@ func tampered(token string) string {
 		b[i] = 'A'
 	}
 	return string(b)
+}
+
+// TestDialectsAcrossInstances: two instances sharing Caddy's storage (the
+// challenge secrets) and a ledger (as Redis is shared) honour each other's
+// offers: a charge and an x402 payment from one instance's 402 admit one
+// request on the other, and the payment is then spent on both.
+func TestDialectsAcrossInstances(t *testing.T) {
+	led := benchMemoryLedger(t)
+	a, node := benchSellingPaywall(t, modePerRequest, led)
+	appB := benchApp(t, a.node)
+	appB.tokens = newTokenStore(a.tokens.storage, zap.NewNop())
+	if err := appB.tokens.open(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	b := *a
+	b.app, b.tokens, b.settled = appB, appB.tokens, appB.settlements()
+	b.verified, b.lookups, b.ready = newVerifiedCredentials(), newLookupGuard(&Rate{}), new(sync.Once)
+	b.resolve()
+
+	serve := func(p *Paywall, h http.Header) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, "/paid", nil)
+		for k, v := range h {
+			req.Header[http.CanonicalHeaderKey(k)] = v
+		}
+		rec := httptest.NewRecorder()
+		if err := p.ServeHTTP(rec, req, okHandler); err != nil {
+			t.Fatal(err)
+		}
+		return rec
+	}
+	offerOf := func(p *Paywall) dialectOffer {
+		rec := serve(p, nil)
+		o := dialectOffer{lines: rec.Header().Values("WWW-Authenticate")}
+		o.Header = rec.Header()
+		if err := json.Unmarshal(rec.Body.Bytes(), &o.Body); err != nil || rec.Code != http.StatusPaymentRequired {
+			t.Fatalf("402: %d %v", rec.Code, err)
+		}
+		for _, c := range mpp.ParseChallenges(o.lines) {
+			o.charge = c
+		}
+		req, err := x402.DecodePaymentRequired(rec.Header().Get(x402.HeaderPaymentRequired))
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.x402 = req.Accepts[0]
+		return o
+	}
+
+	charged := offerOf(a)
+	preimage := settleAndProve(t, node, charged.challenge)
+	if rec := serve(&b, chargeAuth(t, charged.charge, preimage)); rec.Code != http.StatusOK || rec.Header().Get(mpp.ReceiptHeader) == "" {
+		t.Fatalf("A's charge on B: %d %s", rec.Code, rec.Body)
+	}
+	if rec := serve(a, chargeAuth(t, charged.charge, preimage)); rec.Code != http.StatusPaymentRequired {
+		t.Errorf("the charge again on A: %d", rec.Code)
+	}
+	paid := offerOf(&b)
+	settleAndProve(t, node, paid.challenge)
+	if rec := serve(a, x402Header(t, paid.x402)); rec.Code != http.StatusOK || rec.Header().Get(x402.HeaderPaymentResponse) == "" {
+		t.Fatalf("B's x402 offer on A: %d %s", rec.Code, rec.Body)
+	}
+	if rec := serve(&b, x402Header(t, paid.x402)); rec.Code != http.StatusPaymentRequired {
+		t.Errorf("the x402 payment again on B: %d", rec.Code)
+	}
 }
