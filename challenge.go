@@ -84,6 +84,9 @@ func (p *Paywall) challenge(w http.ResponseWriter, r *http.Request, httpStatus i
 	for _, v := range headers {
 		h.Add("WWW-Authenticate", v)
 	}
+	if _, err := p.addSessionChallenge(r.Context(), h, o.price, memo); err != nil {
+		return p.nodeFailed(w, r, err)
+	}
 	h.Set("Cache-Control", "no-store")
 	h.Add("Vary", "Accept")
 	exposeToOtherOrigins(r, h)

@@ -143,6 +143,9 @@ type Paywall struct {
 	// invoice is paid (beyond it: 429). Default: 60 per minute. Events 0
 	// turns it off.
 	LookupsPerClient *Rate `json:"lookups_per_client,omitempty"`
+	// Session sells Lightning sessions beside the other offers (see
+	// SessionConfig). Default: none; sessions are off.
+	Session *SessionConfig `json:"session,omitempty"`
 
 	app        *App
 	node       *lnd.Client
@@ -221,6 +224,9 @@ func (p *Paywall) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("paywall: %w", err)
 		}
 	}
+	if err := p.provisionSession(app); err != nil {
+		return fmt.Errorf("paywall: %w", err)
+	}
 	p.node = app.Client()
 	p.settled = app.settlements()
 	p.tokens = app.tokens
@@ -255,6 +261,9 @@ func parseRootKey(s string) (*l402.Keyring, error) {
 // Validate checks the configuration.
 func (p *Paywall) Validate() error {
 	if err := p.validateSelling(); err != nil {
+		return fmt.Errorf("paywall: %w", err)
+	}
+	if err := p.validateSession(); err != nil {
 		return fmt.Errorf("paywall: %w", err)
 	}
 	switch {
@@ -343,6 +352,9 @@ func (p *Paywall) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	price, err := p.requestPrice(r)
 	if err != nil {
 		return p.priceFailed(w, r, err)
+	}
+	if served, err := p.serveSession(w, r, next, price); served {
+		return err
 	}
 	values := r.Header.Values("Authorization")
 	if c, ok := cookieValue(r.Header, p.cookieName); ok {

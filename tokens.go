@@ -2,6 +2,8 @@ package lightning
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -16,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/lightningcaddy/caddy-lightning/l402"
+	mpp "github.com/lightningcaddy/caddy-lightning/payment"
 )
 
 // tokenStateKey is where the root keys and revocations live in Caddy's
@@ -45,6 +48,10 @@ type tokenSnapshot struct {
 	keys    *l402.Keyring
 	keyIDs  []string // a short public id per key, for status
 	revoked map[[32]byte]struct{}
+	// binder binds Payment challenge ids with secrets derived from the
+	// root keys (see challengeSecret), so they are kept and rotated with
+	// them.
+	binder *mpp.Binder
 }
 
 // tokenStore keeps the paywalls' root keys and revocations in memory,
@@ -143,6 +150,7 @@ func (s *tokenStore) read(ctx context.Context) (tokenState, error) {
 // apply builds the snapshot requests use from st.
 func (s *tokenStore) apply(st tokenState) error {
 	keys := make([][]byte, len(st.Keys))
+	secrets := make([][]byte, len(st.Keys))
 	ids := make([]string, len(st.Keys))
 	for i, k := range st.Keys {
 		key, err := hex.DecodeString(k)
@@ -150,9 +158,14 @@ func (s *tokenStore) apply(st tokenState) error {
 			return fmt.Errorf("the token state in storage (%s) holds a malformed key", tokenStateKey)
 		}
 		keys[i] = key
+		secrets[i] = challengeSecret(key)
 		ids[i] = l402.KeyID(key)
 	}
 	ring, err := l402.NewKeyring(keys...)
+	if err != nil {
+		return err
+	}
+	binder, err := mpp.NewBinder(secrets...)
 	if err != nil {
 		return err
 	}
@@ -163,8 +176,18 @@ func (s *tokenStore) apply(st tokenState) error {
 			revoked[tokenID] = struct{}{}
 		}
 	}
-	s.snap.Store(&tokenSnapshot{version: st.Version, keys: ring, keyIDs: ids, revoked: revoked})
+	s.snap.Store(&tokenSnapshot{version: st.Version, keys: ring, keyIDs: ids, revoked: revoked, binder: binder})
 	return nil
+}
+
+// challengeSecret derives the secret of Payment challenge ids from a root
+// key: HMAC-SHA256(key, "caddy-lightning payment challenge id"). Tokens and
+// challenges never share a secret, yet the challenge secrets live, rotate
+// and are dropped with the root keys.
+func challengeSecret(rootKey []byte) []byte {
+	m := hmac.New(sha256.New, rootKey)
+	m.Write([]byte("caddy-lightning payment challenge id"))
+	return m.Sum(nil)
 }
 
 // update changes the stored state under a storage lock (so instances
