@@ -1,0 +1,407 @@
+package lightning
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/lightningnetwork/lnd/lnrpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/lightningcaddy/caddy-lightning/internal/redistest"
+	"github.com/lightningcaddy/caddy-lightning/ledger"
+	"github.com/lightningcaddy/caddy-lightning/lnd/lndtest"
+	mpp "github.com/lightningcaddy/caddy-lightning/payment"
+)
+
+// sessionSite is a route /s/* selling sessions at 10 sats a request with
+// deposits of 100, and the upstream that echoes what it sees.
+func sessionSite(sessionOptions string) string {
+	return fmt.Sprintf("\troute /s/* {\n\t\tpaywall 10 {\n\t\t\tservice s\n\t\t\tsession {\n\t\t\t\tdeposit 100\n%s\t\t\t}\n\t\t}\n\t\t%s\n\t}\n\trespond \"free\"",
+		sessionOptions, upstream)
+}
+
+// sessionChallenge gets a 402 at url and returns its session challenge.
+func sessionChallenge(t *testing.T, url string) mpp.Challenge {
+	t.Helper()
+	resp, body := get(t, url, http.Header{"Accept": {"application/json"}})
+	if resp.StatusCode != http.StatusPaymentRequired {
+		t.Fatalf("status %d, want 402: %s", resp.StatusCode, body)
+	}
+	return sessionChallengeOf(t, resp.Header)
+}
+
+func sessionChallengeOf(t *testing.T, h http.Header) mpp.Challenge {
+	t.Helper()
+	for _, c := range mpp.ParseChallenges(h.Values("WWW-Authenticate")) {
+		if c.Intent == mpp.IntentSession {
+			return c
+		}
+	}
+	t.Fatalf("no session challenge in %q", h.Values("WWW-Authenticate"))
+	return mpp.Challenge{}
+}
+
+// payDeposit settles the challenge's deposit invoice on the fake node and
+// returns its preimage.
+func payDeposit(t *testing.T, node *lndtest.Node, c mpp.Challenge) [32]byte {
+	t.Helper()
+	req, err := mpp.DecodeSessionRequest(c.Request)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return settleAndProve(t, node, challenge{Body: challengeBody{Invoice: req.DepositInvoice}})
+}
+
+// sessionAuth is the Authorization header of a session credential.
+func sessionAuth(t *testing.T, c mpp.Challenge, p mpp.SessionPayload) http.Header {
+	t.Helper()
+	payload, err := mpp.SessionPayloadJSON(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred := mpp.Credential{Challenge: c, Payload: payload}
+	v, err := cred.Format()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return auth(v)
+}
+
+// openedSession is a session a test opened: its id, the deposit's
+// preimage (the bearer secret) and a challenge to echo.
+type openedSession struct {
+	id, preimage [32]byte
+	echo         mpp.Challenge
+}
+
+func (s openedSession) auth(t *testing.T, action string) http.Header {
+	return sessionAuth(t, s.echo, mpp.SessionPayload{Action: action, SessionID: s.id, Preimage: s.preimage})
+}
+
+// openSession opens a session at url, with a fresh return invoice of the
+// fake node's peer, and checks that the open was served.
+func openSession(t *testing.T, node *lndtest.Node, url string) (openedSession, string) {
+	t.Helper()
+	c := sessionChallenge(t, url)
+	preimage := payDeposit(t, node, c)
+	ret, _ := node.NewPayableInvoice(0, lndtest.InvoiceExpiry(24*time.Hour))
+	resp, body := get(t, url, sessionAuth(t, c, mpp.SessionPayload{Action: mpp.ActionOpen, Preimage: preimage, ReturnInvoice: ret}))
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(body, "paid 10 s") {
+		t.Fatalf("open: %d %s", resp.StatusCode, body)
+	}
+	req, _ := mpp.DecodeSessionRequest(c.Request)
+	return openedSession{id: req.PaymentHash, preimage: preimage, echo: c}, ret
+}
+
+// closeAnswer is the body of a close.
+type closeAnswer struct {
+	Status       string `json:"status"`
+	RefundSats   int64  `json:"refundSats"`
+	RefundStatus string `json:"refundStatus"`
+}
+
+func closeSession(t *testing.T, url string, s openedSession) (int, closeAnswer, http.Header) {
+	t.Helper()
+	resp, body := get(t, url, s.auth(t, mpp.ActionClose))
+	var a closeAnswer
+	if resp.StatusCode == http.StatusOK {
+		if err := json.Unmarshal([]byte(body), &a); err != nil {
+			t.Fatalf("close answer %q: %v", body, err)
+		}
+	}
+	return resp.StatusCode, a, resp.Header
+}
+
+// refunds lists the fake node's payments.
+func refunds(node *lndtest.Node) []lndtest.PaymentRecord { return node.Payments() }
+
+// sessionState reads a session from the running ledger.
+func sessionState(t *testing.T, service string, id [32]byte) ledger.Session {
+	t.Helper()
+	p := &Paywall{service: service}
+	s, err := runningLedger(t).sessionLedger().Session(context.Background(), p.sessionAccount(id).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestSessionLifecycle: a session opened with a deposit of 100 serves the
+// open and three bearer requests at 10 sats each, takes a top-up of 100,
+// and its close refunds exactly 200 - 40 to the return invoice, once; a
+// second close and a later bearer request pay and admit nothing. The
+// upstream never sees the credential; every success carries a receipt.
+func TestSessionLifecycle(t *testing.T) {
+	node := lndtest.Start(t)
+	base := startCaddy(t, lndOption(node), sessionSite(""))
+	url := base + "/s/"
+	s, _ := openSession(t, node, url)
+	for i := range 3 {
+		resp, body := get(t, url, s.auth(t, mpp.ActionBearer))
+		if resp.StatusCode != http.StatusOK || !strings.Contains(body, "auth=[]") {
+			t.Fatalf("bearer %d: %d %s", i, resp.StatusCode, body)
+		}
+		if want := fmt.Sprint(80 - 10*i); resp.Header.Get(balanceHeader) != want {
+			t.Errorf("bearer %d: balance %q, want %s", i, resp.Header.Get(balanceHeader), want)
+		}
+		rc, err := mpp.ParseReceipt(resp.Header.Get(mpp.ReceiptHeader))
+		if err != nil || rc.Reference != fmt.Sprintf("%x", s.id) || rc.Method != "lightning" {
+			t.Errorf("bearer receipt %+v %v", rc, err)
+		}
+	}
+	topUp := sessionChallenge(t, url)
+	topUpPreimage := payDeposit(t, node, topUp)
+	h := sessionAuth(t, topUp, mpp.SessionPayload{Action: mpp.ActionTopUp, SessionID: s.id, Preimage: topUpPreimage})
+	if resp, body := get(t, url, h); resp.StatusCode != http.StatusOK || strings.TrimSpace(body) != `{"status":"ok"}` {
+		t.Fatalf("top-up: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := get(t, url, h); resp.StatusCode != http.StatusPaymentRequired {
+		t.Errorf("the same top-up again: %d, want 402", resp.StatusCode)
+	}
+	if got := sessionState(t, "s", s.id); got.Deposit != 200 || got.Spent != 40 {
+		t.Fatalf("before the close: %+v", got)
+	}
+
+	code, a, hdr := closeSession(t, url, s)
+	if code != http.StatusOK || a != (closeAnswer{"closed", 160, "succeeded"}) {
+		t.Fatalf("close: %d %+v", code, a)
+	}
+	rc, err := mpp.ParseReceipt(hdr.Get(mpp.ReceiptHeader))
+	if err != nil || rc.RefundStatus != "succeeded" || rc.RefundSats != 160 {
+		t.Errorf("close receipt %+v %v", rc, err)
+	}
+	paid := refunds(node)
+	if len(paid) != 1 || paid[0].ValueSat != 160 || paid[0].Status != lnrpc.Payment_SUCCEEDED || paid[0].Attempts != 1 {
+		t.Fatalf("node payments after the close: %+v", paid)
+	}
+	if code, _, _ := closeSession(t, url, s); code != http.StatusPaymentRequired {
+		t.Errorf("second close: %d, want 402", code)
+	}
+	resp, body := get(t, url, s.auth(t, mpp.ActionBearer))
+	if resp.StatusCode != http.StatusPaymentRequired || !strings.Contains(body, "session-closed") {
+		t.Errorf("bearer after the close: %d %s", resp.StatusCode, body)
+	}
+	if paid := refunds(node); len(paid) != 1 || paid[0].Attempts != 1 {
+		t.Errorf("node payments after a second close: %+v", paid)
+	}
+	if st := sessionState(t, "s", s.id); st.RefundStatus != ledger.RefundSucceeded || st.Refund != 160 {
+		t.Errorf("ledger after the close: %+v", st)
+	}
+}
+
+// TestSessionRefundFailed: a refund that fails for certain is recorded as
+// failed, once: the close says so, and a second close pays nothing.
+func TestSessionRefundFailed(t *testing.T) {
+	node := lndtest.Start(t)
+	base := startCaddy(t, lndOption(node), sessionSite(""))
+	s, _ := openSession(t, node, base+"/s/")
+	node.SetPaymentFailure(lnrpc.PaymentFailureReason_FAILURE_REASON_NO_ROUTE)
+	code, a, _ := closeSession(t, base+"/s/", s)
+	if code != http.StatusOK || a != (closeAnswer{"closed", 90, "failed"}) {
+		t.Fatalf("close: %d %+v", code, a)
+	}
+	node.SetPaymentFailure(lnrpc.PaymentFailureReason_FAILURE_REASON_NONE)
+	if code, _, _ := closeSession(t, base+"/s/", s); code != http.StatusPaymentRequired {
+		t.Errorf("second close: %d", code)
+	}
+	if paid := refunds(node); len(paid) != 1 || paid[0].Status != lnrpc.Payment_FAILED || paid[0].Attempts != 1 {
+		t.Errorf("node payments: %+v", paid)
+	}
+	if st := sessionState(t, "s", s.id); st.RefundStatus != ledger.RefundFailed {
+		t.Errorf("ledger: %+v", st)
+	}
+}
+
+// TestSessionRefundRetried: a refund that could not be sent (the node was
+// down) stays owed: the app's closer pays it once the node is back, once.
+func TestSessionRefundRetried(t *testing.T) {
+	shortSweeps(t)
+	node := lndtest.Start(t)
+	base := startCaddy(t, lndOption(node), sessionSite(""))
+	s, _ := openSession(t, node, base+"/s/")
+	node.SetError("SendPaymentV2", status.Error(codes.Unavailable, "lndtest: the router is not taking payments"))
+	code, a, _ := closeSession(t, base+"/s/", s)
+	if code != http.StatusOK || a != (closeAnswer{"closed", 90, "pending"}) {
+		t.Fatalf("close with the node refusing: %d %+v", code, a)
+	}
+	node.SetError("SendPaymentV2", nil)
+	waitFor(t, "the refund", func() bool {
+		return sessionStateNow(t, "s", s.id).RefundStatus == ledger.RefundSucceeded
+	})
+	if paid := refunds(node); len(paid) != 1 || paid[0].ValueSat != 90 || paid[0].Attempts != 1 {
+		t.Errorf("node payments: %+v", paid)
+	}
+}
+
+// TestSessionRefundUnknown: the node stops while the refund is in flight;
+// the close answers pending, and once the node is back the closer learns
+// that the payment succeeded and books it, without paying again.
+func TestSessionRefundUnknown(t *testing.T) {
+	shortSweeps(t)
+	node := lndtest.Start(t)
+	base := startCaddy(t, lndOption(node), sessionSite(""))
+	s, _ := openSession(t, node, base+"/s/")
+	node.SetPaymentLatency(500 * time.Millisecond)
+	type result struct {
+		code int
+		a    closeAnswer
+	}
+	done := make(chan result, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodGet, base+"/s/", nil)
+		req.Header = s.auth(t, mpp.ActionClose)
+		var r result
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			r.code = resp.StatusCode
+			_ = json.NewDecoder(resp.Body).Decode(&r.a)
+			resp.Body.Close()
+		}
+		done <- r
+	}()
+	waitFor(t, "the refund in flight", func() bool {
+		paid := refunds(node)
+		return len(paid) == 1 && paid[0].Status == lnrpc.Payment_IN_FLIGHT
+	})
+	node.Stop()
+	r := <-done
+	if r.code != http.StatusOK || r.a != (closeAnswer{"closed", 90, "pending"}) {
+		t.Fatalf("close with the node gone: %+v", r)
+	}
+	if err := node.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the refund booked", func() bool {
+		return sessionStateNow(t, "s", s.id).RefundStatus == ledger.RefundSucceeded
+	})
+	if paid := refunds(node); len(paid) != 1 || paid[0].ValueSat != 90 || paid[0].Attempts != 1 {
+		t.Errorf("node payments: %+v", paid)
+	}
+}
+
+// TestSessionIdleClose: a session unused for its idle timeout is closed
+// and refunded by the app's closer.
+func TestSessionIdleClose(t *testing.T) {
+	shortSweeps(t)
+	node := lndtest.Start(t)
+	base := startCaddy(t, lndOption(node), sessionSite("\t\t\t\tidle_timeout 1s\n"))
+	s, _ := openSession(t, node, base+"/s/")
+	waitFor(t, "the idle close", func() bool {
+		paid := refunds(node)
+		return len(paid) == 1 && paid[0].Status == lnrpc.Payment_SUCCEEDED
+	})
+	if paid := refunds(node); paid[0].ValueSat != 90 {
+		t.Errorf("refund %+v, want 90", paid[0])
+	}
+	if resp, body := get(t, base+"/s/", s.auth(t, mpp.ActionBearer)); resp.StatusCode != http.StatusPaymentRequired || !strings.Contains(body, "session-closed") {
+		t.Errorf("bearer after the idle close: %d %s", resp.StatusCode, body)
+	}
+}
+
+// TestSessionAcrossRestart: a session outlives a restart of Caddy, with
+// the embedded ledger and with Redis: its balance is what it was, and the
+// close refunds exactly what is left.
+func TestSessionAcrossRestart(t *testing.T) {
+	for _, backend := range []string{"embedded", "redis"} {
+		t.Run(backend, func(t *testing.T) {
+			node := lndtest.Start(t)
+			options := lndOption(node)
+			if backend == "redis" {
+				srv := redistest.Start(t, redistest.Options{})
+				options = lndOptionWith(node, fmt.Sprintf("\n\t\tledger redis {\n\t\t\turl %s\n\t\t}", srv.URL))
+			}
+			storage, port := t.TempDir(), freePort(t)
+			url := fmt.Sprintf("http://127.0.0.1:%d/s/", port)
+			loadCaddyfile(t, testCaddyfile("off", storage, options, port, sessionSite("")))
+			t.Cleanup(func() { _ = caddy.Stop() })
+			s, _ := openSession(t, node, url)
+			get(t, url, s.auth(t, mpp.ActionBearer))
+			if err := caddy.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			loadCaddyfile(t, testCaddyfile("off", storage, options, port, sessionSite("")))
+			http.DefaultClient.CloseIdleConnections()
+			if resp, _ := get(t, url, s.auth(t, mpp.ActionBearer)); resp.StatusCode != http.StatusOK || resp.Header.Get(balanceHeader) != "70" {
+				t.Fatalf("after the restart: %d, balance %q, want 70", resp.StatusCode, resp.Header.Get(balanceHeader))
+			}
+			code, a, _ := closeSession(t, url, s)
+			if code != http.StatusOK || a != (closeAnswer{"closed", 70, "succeeded"}) {
+				t.Fatalf("close: %d %+v", code, a)
+			}
+			if paid := refunds(node); len(paid) != 1 || paid[0].ValueSat != 70 {
+				t.Errorf("node payments: %+v", paid)
+			}
+		})
+	}
+}
+
+// TestSessionRefundAfterCrash: a close noted in storage whose refund was
+// never sent (Caddy stopped between the two) is refunded by the next
+// run's closer, once.
+func TestSessionRefundAfterCrash(t *testing.T) {
+	shortSweeps(t)
+	node := lndtest.Start(t)
+	storage, port := t.TempDir(), freePort(t)
+	url := fmt.Sprintf("http://127.0.0.1:%d/s/", port)
+	loadCaddyfile(t, testCaddyfile("off", storage, lndOption(node), port, sessionSite("")))
+	t.Cleanup(func() { _ = caddy.Stop() })
+	s, _ := openSession(t, node, url)
+	// What close does before it pays: the note, then the ledger's close.
+	id := (&Paywall{service: "s"}).sessionAccount(s.id).String()
+	if err := os.MkdirAll(filepath.Join(storage, refundsPrefix), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(storage, refundsPrefix, id), []byte(id), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runningLedger(t).sessionLedger().CloseSession(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	if err := caddy.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if len(refunds(node)) != 0 {
+		t.Fatal("paid before the restart")
+	}
+	loadCaddyfile(t, testCaddyfile("off", storage, lndOption(node), port, sessionSite("")))
+	waitFor(t, "the refund after the restart", func() bool {
+		return sessionStateNow(t, "s", s.id).RefundStatus == ledger.RefundSucceeded
+	})
+	if paid := refunds(node); len(paid) != 1 || paid[0].ValueSat != 90 || paid[0].Attempts != 1 {
+		t.Errorf("node payments: %+v", paid)
+	}
+	if _, err := os.Stat(filepath.Join(storage, refundsPrefix, id)); !os.IsNotExist(err) {
+		t.Errorf("the note of the close is still there: %v", err)
+	}
+}
+
+// shortSweeps makes the session closer look every 20 ms.
+func shortSweeps(t *testing.T) {
+	old := sessionSweepInterval
+	sessionSweepInterval = 20 * time.Millisecond
+	t.Cleanup(func() { sessionSweepInterval = old })
+}
+
+// sessionStateNow reads a session, or the zero state if it cannot yet.
+func sessionStateNow(t *testing.T, service string, id [32]byte) ledger.Session {
+	t.Helper()
+	p := &Paywall{service: service}
+	app, err := caddy.ActiveContext().App("lightning")
+	if err != nil {
+		return ledger.Session{}
+	}
+	l := app.(*App).usedLedger()
+	if l == nil {
+		return ledger.Session{}
+	}
+	s, _ := l.sessionLedger().Session(context.Background(), p.sessionAccount(id).String())
+	return s
+}
