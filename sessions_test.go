@@ -405,3 +405,91 @@ func sessionStateNow(t *testing.T, service string, id [32]byte) ledger.Session {
 	s, _ := l.sessionLedger().Session(context.Background(), p.sessionAccount(id).String())
 	return s
 }
+
+// TestSessionBadInput: credentials of the session intent that must not
+// admit anything get 402 (with a fresh session challenge and a problem
+// naming what is wrong) or 400, admit nothing, draw nothing and move no
+// sats. Three paywalls: /s/ (service s, 10 sats), /t/ (another service:
+// another realm) and /p/ (service s at 20 sats).
+func TestSessionBadInput(t *testing.T) {
+	node := lndtest.Start(t)
+	site := func(path, service string, price int) string {
+		return fmt.Sprintf("\troute /%s/* {\n\t\tpaywall %d {\n\t\t\tservice %s\n\t\t\tsession {\n\t\t\t\tdeposit 100\n\t\t\t}\n\t\t}\n\t\t%s\n\t}\n", path, price, service, upstream)
+	}
+	base := startCaddy(t, lndOption(node), site("s", "s", 10)+site("t", "t", 10)+site("p", "s", 20))
+	s, _ := openSession(t, node, base+"/s/")
+	before := sessionState(t, "s", s.id)
+
+	// An open whose return invoice is unusable does not use the deposit.
+	c := sessionChallenge(t, base+"/s/")
+	preimage := payDeposit(t, node, c)
+	withAmount, _ := node.NewPayableInvoice(5, lndtest.InvoiceExpiry(24*time.Hour))
+	good, _ := node.NewPayableInvoice(0, lndtest.InvoiceExpiry(24*time.Hour))
+	soon, _ := node.NewPayableInvoice(0, lndtest.InvoiceExpiry(time.Minute))
+	open := func(ch mpp.Challenge, pre [32]byte, ret string) http.Header {
+		return sessionAuth(t, ch, mpp.SessionPayload{Action: mpp.ActionOpen, Preimage: pre, ReturnInvoice: ret})
+	}
+	tampered := c
+	tampered.Request = sessionChallenge(t, base+"/s/").Request
+	other := sessionChallenge(t, base+"/t/")
+	pricier := sessionChallenge(t, base+"/p/")
+	otherMethod := c
+	otherMethod.Method = "stablecoin"
+	var wrongPreimage [32]byte
+	wrongPreimage[0] = 1
+
+	for _, tt := range []struct {
+		name    string
+		url     string
+		header  http.Header
+		status  int
+		problem string
+	}{
+		{"malformed: not base64url", "/s/", auth("Payment !!!"), 402, "lightning/malformed-credential"},
+		{"malformed: no payload", "/s/", auth("Payment " + mpp.EncodeBase64URL([]byte(`{"challenge":{"id":"a","realm":"s","method":"lightning","intent":"session","request":"e30"}}`))), 402, "lightning/malformed-credential"},
+		{"two credentials", "/s/", auth(s.auth(t, mpp.ActionBearer).Get("Authorization"), s.auth(t, mpp.ActionBearer).Get("Authorization")), 400, "malformed-credential"},
+		{"another method", "/s/", open(otherMethod, preimage, good), 400, "method-unsupported"},
+		{"tampered request", "/s/", open(tampered, preimage, good), 402, "lightning/unknown-challenge"},
+		{"wrong preimage (open)", "/s/", open(c, wrongPreimage, good), 402, "lightning/invalid-preimage"},
+		{"wrong preimage (bearer)", "/s/", sessionAuth(t, s.echo, mpp.SessionPayload{Action: mpp.ActionBearer, SessionID: s.id, Preimage: wrongPreimage}), 402, "lightning/invalid-preimage"},
+		{"wrong realm", "/s/", open(other, preimage, good), 402, "lightning/unknown-challenge"},
+		{"wrong amount", "/s/", open(pricier, preimage, good), 402, "verification-failed"},
+		{"cross-route bearer", "/t/", sessionAuth(t, other, mpp.SessionPayload{Action: mpp.ActionBearer, SessionID: s.id, Preimage: s.preimage}), 402, "lightning/session-not-found"},
+		{"cross-route close", "/t/", sessionAuth(t, other, mpp.SessionPayload{Action: mpp.ActionClose, SessionID: s.id, Preimage: s.preimage}), 402, "lightning/session-not-found"},
+		{"return invoice with an amount", "/s/", open(c, preimage, withAmount), 402, "lightning/invalid-return-invoice"},
+		{"return invoice expiring soon", "/s/", open(c, preimage, soon), 402, "lightning/invalid-return-invoice"},
+		{"return invoice not BOLT 11", "/s/", open(c, preimage, "lnbcrt1garbage"), 402, "lightning/invalid-return-invoice"},
+		{"replayed open", "/s/", open(s.echo, s.preimage, good), 402, "lightning/unknown-challenge"},
+	} {
+		resp, body := get(t, base+tt.url, tt.header)
+		var prob mpp.Problem
+		_ = json.Unmarshal([]byte(body), &prob)
+		if resp.StatusCode != tt.status || prob.Type != mpp.ProblemBase+tt.problem || strings.HasPrefix(body, "paid") {
+			t.Errorf("%s: %d %s, want %d %s", tt.name, resp.StatusCode, body, tt.status, tt.problem)
+			continue
+		}
+		if tt.status == http.StatusPaymentRequired && prob.ChallengeID != sessionChallengeOf(t, resp.Header).ID {
+			t.Errorf("%s: the problem names challenge %q, not the fresh one", tt.name, prob.ChallengeID)
+		}
+	}
+
+	// Expired: the same open an hour later.
+	now = func() time.Time { return time.Now().Add(time.Hour) }
+	resp, body := get(t, base+"/s/", open(c, preimage, good))
+	now = time.Now
+	if resp.StatusCode != http.StatusPaymentRequired || !strings.Contains(body, "lightning/challenge-expired") {
+		t.Errorf("expired: %d %s", resp.StatusCode, body)
+	}
+
+	if after := sessionState(t, "s", s.id); after.Spent != before.Spent || after.Deposit != before.Deposit || after.Closed {
+		t.Errorf("the session moved: %+v, was %+v", after, before)
+	}
+	if paid := refunds(node); len(paid) != 0 {
+		t.Errorf("sats moved: %+v", paid)
+	}
+	// The deposit refused above still opens a session with a good
+	// return invoice.
+	if resp, body := get(t, base+"/s/", open(c, preimage, good)); resp.StatusCode != http.StatusOK {
+		t.Errorf("open after the refusals: %d %s", resp.StatusCode, body)
+	}
+}
