@@ -54,7 +54,7 @@ func (a *App) configuredUses() []nodeUse {
 
 	var uses []nodeUse
 	if sessions {
-		uses = append(uses, nodeUse{"paywall sessions", []lnd.Permission{lnd.OffchainWrite, lnd.OffchainRead, lnd.InfoRead},
+		uses = append(uses, nodeUse{"session refunds", []lnd.Permission{lnd.OffchainWrite, lnd.OffchainRead, lnd.InfoRead},
 			zapcore.ErrorLevel, "closed sessions are not refunded (the refunds stay owed and are tried again)"})
 	}
 	if paywalls {

@@ -2,6 +2,7 @@ package lightning
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -16,8 +17,13 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/lightningcaddy/caddy-lightning/internal/redistest"
 	"github.com/lightningcaddy/caddy-lightning/ledger"
+	"github.com/lightningcaddy/caddy-lightning/lnd"
 	"github.com/lightningcaddy/caddy-lightning/lnd/lndtest"
 	mpp "github.com/lightningcaddy/caddy-lightning/payment"
 )
@@ -491,5 +497,66 @@ func TestSessionBadInput(t *testing.T) {
 	// return invoice.
 	if resp, body := get(t, base+"/s/", open(c, preimage, good)); resp.StatusCode != http.StatusOK {
 		t.Errorf("open after the refusals: %d %s", resp.StatusCode, body)
+	}
+}
+
+// TestSessionConfig: the session block's defaults, and the values it
+// refuses when the config is adapted or validated.
+func TestSessionConfig(t *testing.T) {
+	node := lndtest.Start(t)
+	paywall := func(block string) string {
+		return "\troute /paid/* {\n\t\tpaywall {\n" + block + "\n\t\t}\n\t\trespond \"x\"\n\t}"
+	}
+	for _, tt := range []struct{ name, site, want string }{
+		{"deposit below the price", paywall("price 50\nsession {\ndeposit 40\n}"), "deposit 40 is below the price 50"},
+		{"deposit below max_price", paywall("price {vars.p}\nmax_price 50\nsession {\ndeposit 40\n}"), "deposit 40 is below the price 50"},
+		{"idle_timeout below 1s", paywall("price 5\nsession {\nidle_timeout 500ms\n}"), "idle_timeout must be at least 1s"},
+		{"unknown option", paywall("price 5\nsession {\nrefund_to me\n}"), "unrecognized session option 'refund_to'"},
+		{"argument", paywall("price 5\nsession on"), "wrong argument count"},
+		{"bad fee limit", paywall("price 5\nsession {\nrefund_fee_limit -1\n}"), "not a positive amount"},
+		{"option twice", paywall("price 5\nsession {\ndeposit 10\ndeposit 20\n}"), "deposit may be given only once"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := validateConfig(t, node, "", tt.site)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+	if err := validateConfig(t, node, "", paywall("price 5\nsession {\ndeposit 500\nidle_timeout 10m\nrefund_fee_limit 20\n}")); err != nil {
+		t.Errorf("a valid config: %v", err)
+	}
+	cfgJSON, _, err := adaptCaddyfile(":80 {\n\tpaywall 7 {\n\t\tsession\n\t}\n}\n")
+	if err != nil || !strings.Contains(string(cfgJSON), `"session":{}`) {
+		t.Fatalf("an empty session block: %s %v", cfgJSON, err)
+	}
+	p := &Paywall{price: 7, Session: new(SessionConfig)}
+	if err := p.provisionSession(&App{payments: newPaymentLedger(nil), ledger: &ledgerUse{build: func() (*sharedLedger, error) { return &sharedLedger{}, nil }}}); err != nil {
+		t.Fatal(err)
+	}
+	if p.Session.deposit != 140 || time.Duration(p.Session.IdleTimeout) != 5*time.Minute {
+		t.Errorf("defaults: deposit %d, idle_timeout %v", p.Session.deposit, time.Duration(p.Session.IdleTimeout))
+	}
+}
+
+// TestPermissionCheckSessions: sessions make payments (refunds), and the
+// startup check says so when the macaroon cannot.
+func TestPermissionCheckSessions(t *testing.T) {
+	node := lndtest.Start(t)
+	mac, err := hex.DecodeString(node.MacaroonHexFor("invoice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := lnd.New(lnd.Config{Address: node.Addr(), TLSCert: node.TLSCertPEM(), Macaroon: mac})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	core, logs := observer.New(zapcore.DebugLevel)
+	a := &App{client: client, logger: zap.New(core), paywalls: &paywallList{list: []*Paywall{{Session: &SessionConfig{}}}}, uses: new(nodeUses)}
+	a.checkPermissions(context.Background())
+	e, ok := logLine(logs.AllUntimed(), "session refunds: the lnd macaroon lacks info:read offchain:read offchain:write")
+	if !ok || e.Level != zapcore.ErrorLevel {
+		t.Errorf("no error for session refunds in %v", logs.AllUntimed())
 	}
 }
