@@ -607,8 +607,12 @@ func (c *sessionCloser) pass(ctx context.Context) {
 		log("sessions: cannot list the refunds to finish", err)
 	}
 	for _, key := range keys {
-		if _, err := c.refunds.settle(ctx, path.Base(key)); err != nil {
-			log("sessions: cannot finish a refund; trying again later", err, zap.String("session", path.Base(key)))
+		id := path.Base(key)
+		if _, err := ledger.ParseHash(id); err != nil {
+			continue // not a note (the storage's temporary file of one being written)
+		}
+		if _, err := c.refunds.settle(ctx, id); err != nil {
+			log("sessions: cannot finish a refund; trying again later", err, zap.String("session", id))
 		}
 	}
 	ids, err := c.refunds.ledger.IdleSessions(ctx, c.idle, 100)

@@ -353,7 +353,6 @@ func TestSessionAcrossRestart(t *testing.T) {
 // never sent (Caddy stopped between the two) is refunded by the next
 // run's closer, once.
 func TestSessionRefundAfterCrash(t *testing.T) {
-	shortSweeps(t)
 	node := lndtest.Start(t)
 	storage, port := t.TempDir(), freePort(t)
 	url := fmt.Sprintf("http://127.0.0.1:%d/s/", port)
@@ -377,15 +376,17 @@ func TestSessionRefundAfterCrash(t *testing.T) {
 	if len(refunds(node)) != 0 {
 		t.Fatal("paid before the restart")
 	}
+	shortSweeps(t)
 	loadCaddyfile(t, testCaddyfile("off", storage, lndOption(node), port, sessionSite("")))
-	waitFor(t, "the refund after the restart", func() bool {
-		return sessionStateNow(t, "s", s.id).RefundStatus == ledger.RefundSucceeded
+	waitFor(t, "the refund after the restart, and its note gone", func() bool {
+		_, err := os.Stat(filepath.Join(storage, refundsPrefix, id))
+		return os.IsNotExist(err)
 	})
+	if st := sessionStateNow(t, "s", s.id); st.RefundStatus != ledger.RefundSucceeded {
+		t.Errorf("ledger: %+v", st)
+	}
 	if paid := refunds(node); len(paid) != 1 || paid[0].ValueSat != 90 || paid[0].Attempts != 1 {
 		t.Errorf("node payments: %+v", paid)
-	}
-	if _, err := os.Stat(filepath.Join(storage, refundsPrefix, id)); !os.IsNotExist(err) {
-		t.Errorf("the note of the close is still there: %v", err)
 	}
 }
 
