@@ -24,8 +24,14 @@ const (
 )
 
 // startCaddy runs Caddy with alice as the node and a route /s/ that sells
-// sessions, until the test ends; it returns the route's URL.
+// sessions (service shop), until the test ends; it returns the route's URL.
 func startCaddy(t *testing.T) string {
+	t.Helper()
+	return startCaddyWith(t, "")
+}
+
+// startCaddyWith is startCaddy with more routes in the site.
+func startCaddyWith(t *testing.T, routes string) string {
 	t.Helper()
 	if network == nil {
 		t.Skip("needs the regtest network; not started under -short")
@@ -54,14 +60,16 @@ func startCaddy(t *testing.T) string {
 http://127.0.0.1:%d {
 	route /s/* {
 		paywall %d {
+			service shop
 			session {
 				deposit %d
 			}
 		}
 		respond "content"
 	}
+%s
 }
-`, t.TempDir(), network.Alice.GRPCAddr, network.Alice.TLSCertPath, network.Alice.MacaroonPath, port, price, deposit)
+`, t.TempDir(), network.Alice.GRPCAddr, network.Alice.TLSCertPath, network.Alice.MacaroonPath, port, price, deposit, routes)
 	if err := caddyrun.Load(string(caddyfile.Format([]byte(cfg)))); err != nil {
 		t.Fatalf("%v\n%s", err, cfg)
 	}
@@ -238,5 +246,94 @@ func TestSessionRefund(t *testing.T) {
 	}
 	if again := lookup(t, ret.RHash); again.AmtPaidSat != fmt.Sprint(want) {
 		t.Errorf("after a second close, bob's invoice holds %s sats, want %d", again.AmtPaidSat, want)
+	}
+}
+
+// alicePayments counts the payments alice's node has made.
+func alicePayments(t *testing.T) int {
+	t.Helper()
+	out, err := network.Alice.Lncli(testContext(t), "listpayments", "--include_incomplete", "--max_payments", "10000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list struct {
+		Payments []json.RawMessage `json:"payments"`
+	}
+	if err := json.Unmarshal(out, &list); err != nil {
+		t.Fatalf("listpayments: %s %v", out, err)
+	}
+	return len(list.Payments)
+}
+
+// TestSessionBadInput: on the real network, session credentials that must
+// not admit anything get 402 or 400 with a problem, are never served, and
+// move no sats: alice pays nothing, bob's return invoice stays unpaid and
+// the open session's balance is what it was.
+func TestSessionBadInput(t *testing.T) {
+	url := startCaddyWith(t, fmt.Sprintf(`	route /other/* {
+		paywall %d {
+			service other
+			session
+		}
+		respond "other"
+	}
+	route /pricier/* {
+		paywall %d {
+			service shop
+			session {
+				deposit %d
+			}
+		}
+		respond "pricier"
+	}`, price, 2*price, deposit))
+	base := strings.TrimSuffix(url, "/s/")
+	c, req := sessionChallenge(t, url)
+	preimage := payDeposit(t, req)
+	ret := returnInvoice(t)
+	open := func(ch mpp.Challenge, pre [32]byte) string {
+		return credential(t, ch, mpp.SessionPayload{Action: mpp.ActionOpen, Preimage: pre, ReturnInvoice: ret.PaymentRequest})
+	}
+	if status, _, body := get(t, url, open(c, preimage)); status != http.StatusOK {
+		t.Fatalf("open: %d %s", status, body)
+	}
+	bearer := func(ch mpp.Challenge, pre [32]byte) string {
+		return credential(t, ch, mpp.SessionPayload{Action: mpp.ActionBearer, SessionID: req.PaymentHash, Preimage: pre})
+	}
+	paymentsBefore := alicePayments(t)
+
+	fresh, freshReq := sessionChallenge(t, url)
+	tampered := fresh
+	tampered.Request = c.Request
+	other, _ := sessionChallenge(t, base+"/other/")
+	pricier, _ := sessionChallenge(t, base+"/pricier/")
+	var wrong [32]byte
+	for _, tt := range []struct {
+		name, url, authorization string
+		status                   int
+		problem                  string
+	}{
+		{"malformed", url, "Payment e30", 402, "lightning/malformed-credential"},
+		{"tampered", url, open(tampered, payDeposit(t, freshReq)), 402, "lightning/unknown-challenge"},
+		{"wrong preimage", url, bearer(c, wrong), 402, "lightning/invalid-preimage"},
+		{"wrong realm", url, bearer(other, preimage), 402, "lightning/unknown-challenge"},
+		{"wrong amount", url, open(pricier, preimage), 402, "verification-failed"},
+		{"cross-route", base + "/other/", bearer(other, preimage), 402, "lightning/session-not-found"},
+		{"replayed open", url, open(c, preimage), 402, "lightning/unknown-challenge"},
+	} {
+		status, _, body := get(t, tt.url, tt.authorization)
+		if status != tt.status || !strings.Contains(body, `"type":"`+mpp.ProblemBase+tt.problem+`"`) {
+			t.Errorf("%s: %d %s, want %d %s", tt.name, status, body, tt.status, tt.problem)
+		}
+	}
+	if n := alicePayments(t); n != paymentsBefore {
+		t.Errorf("alice made %d payments during the bad input", n-paymentsBefore)
+	}
+	if got := lookup(t, ret.RHash); got.State == "SETTLED" {
+		t.Errorf("bob's return invoice was paid: %+v", got)
+	}
+	// The balance is untouched: the close refunds deposit minus the open.
+	status, _, body := get(t, url, credential(t, c, mpp.SessionPayload{Action: mpp.ActionClose, SessionID: req.PaymentHash, Preimage: preimage}))
+	if status != http.StatusOK || !strings.Contains(body, fmt.Sprintf(`"refundSats":%d`, deposit-price)) {
+		t.Errorf("close: %d %s", status, body)
 	}
 }
