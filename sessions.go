@@ -449,7 +449,11 @@ func (s *sessionRefunds) close(ctx context.Context, id string) (ledger.Session, 
 		return ledger.Session{}, fmt.Errorf("note the close in storage: %w", err)
 	}
 	if _, err := s.ledger.CloseSession(ctx, id); err != nil {
-		_ = s.storage.Delete(ctx, key) // nothing to refund by this close
+		if errors.Is(err, ledger.ErrNotFound) {
+			_ = s.forget(ctx, id) // no such session: nothing to refund
+		}
+		// A session closed already may be refunding under the same note:
+		// the closer drops it once that refund is final.
 		return ledger.Session{}, err
 	}
 	return s.settle(ctx, id)

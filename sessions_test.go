@@ -467,6 +467,8 @@ func TestSessionBadInput(t *testing.T) {
 		{"return invoice expiring soon", "/s/", open(c, preimage, soon), 402, "lightning/invalid-return-invoice"},
 		{"return invoice not BOLT 11", "/s/", open(c, preimage, "lnbcrt1garbage"), 402, "lightning/invalid-return-invoice"},
 		{"replayed open", "/s/", open(s.echo, s.preimage, good), 402, "lightning/unknown-challenge"},
+		{"deposit as a top-up", "/s/", sessionAuth(t, s.echo, mpp.SessionPayload{Action: mpp.ActionTopUp, SessionID: s.id, Preimage: s.preimage}), 402, "lightning/unknown-challenge"},
+		{"top-up of no session", "/s/", sessionAuth(t, c, mpp.SessionPayload{Action: mpp.ActionTopUp, SessionID: wrongPreimage, Preimage: preimage}), 402, "lightning/session-not-found"},
 	} {
 		resp, body := get(t, base+tt.url, tt.header)
 		var prob mpp.Problem
@@ -559,5 +561,36 @@ func TestPermissionCheckSessions(t *testing.T) {
 	e, ok := logLine(logs.AllUntimed(), "session refunds: the lnd macaroon lacks info:read offchain:read offchain:write")
 	if !ok || e.Level != zapcore.ErrorLevel {
 		t.Errorf("no error for session refunds in %v", logs.AllUntimed())
+	}
+}
+
+// TestSessionConcurrency: 20 bearer requests at once on a session left
+// with 90 sats at 10 a request admit exactly 9; 5 closes at once of an
+// empty session refund nothing, of a session holding 90 refund 90 once.
+func TestSessionConcurrency(t *testing.T) {
+	node := lndtest.Start(t)
+	base := startCaddy(t, lndOption(node), sessionSite(""))
+	s, _ := openSession(t, node, base+"/s/")
+	statuses, _ := concurrently(t, 20, base+"/s/", s.auth(t, mpp.ActionBearer))
+	if ok := count(statuses, http.StatusOK); ok != 9 || count(statuses, http.StatusPaymentRequired) != 11 {
+		t.Errorf("20 bearer requests on 90 sats at 10: %d admitted (%v)", ok, statuses)
+	}
+	statuses, _ = concurrently(t, 5, base+"/s/", s.auth(t, mpp.ActionClose))
+	if count(statuses, http.StatusOK) != 1 || count(statuses, http.StatusPaymentRequired) != 4 {
+		t.Errorf("5 closes at once: %v", statuses)
+	}
+	if paid := refunds(node); len(paid) != 0 {
+		t.Errorf("an empty session refunded: %+v", paid)
+	}
+	if st := sessionState(t, "s", s.id); st.RefundStatus != ledger.RefundSkipped || st.Spent != 100 {
+		t.Errorf("ledger: %+v", st)
+	}
+	full, _ := openSession(t, node, base+"/s/")
+	statuses, _ = concurrently(t, 5, base+"/s/", full.auth(t, mpp.ActionClose))
+	if count(statuses, http.StatusOK) != 1 || count(statuses, http.StatusPaymentRequired) != 4 {
+		t.Errorf("5 closes at once: %v", statuses)
+	}
+	if paid := refunds(node); len(paid) != 1 || paid[0].ValueSat != 90 || paid[0].Attempts != 1 {
+		t.Errorf("5 closes at once: node payments %+v", paid)
 	}
 }
