@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -36,16 +37,16 @@ func sessionSite(sessionOptions string) string {
 }
 
 // sessionChallenge gets a 402 at url and returns its session challenge.
-func sessionChallenge(t *testing.T, url string) mpp.Challenge {
+func sessionChallenge(t testing.TB, url string) mpp.Challenge {
 	t.Helper()
-	resp, body := get(t, url, http.Header{"Accept": {"application/json"}})
+	resp, body := fetch(t, url, http.Header{"Accept": {"application/json"}})
 	if resp.StatusCode != http.StatusPaymentRequired {
 		t.Fatalf("status %d, want 402: %s", resp.StatusCode, body)
 	}
 	return sessionChallengeOf(t, resp.Header)
 }
 
-func sessionChallengeOf(t *testing.T, h http.Header) mpp.Challenge {
+func sessionChallengeOf(t testing.TB, h http.Header) mpp.Challenge {
 	t.Helper()
 	for _, c := range mpp.ParseChallenges(h.Values("WWW-Authenticate")) {
 		if c.Intent == mpp.IntentSession {
@@ -58,17 +59,46 @@ func sessionChallengeOf(t *testing.T, h http.Header) mpp.Challenge {
 
 // payDeposit settles the challenge's deposit invoice on the fake node and
 // returns its preimage.
-func payDeposit(t *testing.T, node *lndtest.Node, c mpp.Challenge) [32]byte {
+func payDeposit(t testing.TB, node *lndtest.Node, c mpp.Challenge) [32]byte {
 	t.Helper()
 	req, err := mpp.DecodeSessionRequest(c.Request)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return settleAndProve(t, node, challenge{Body: challengeBody{Invoice: req.DepositInvoice}})
+	if err := node.Settle(req.PaymentHash); err != nil {
+		t.Fatal(err)
+	}
+	inv, err := lnrpc.NewLightningClient(node.Dial(t)).LookupInvoice(context.Background(), &lnrpc.PaymentHash{RHash: req.PaymentHash[:]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var preimage [32]byte
+	copy(preimage[:], inv.RPreimage)
+	return preimage
+}
+
+// fetch GETs url with header.
+func fetch(t testing.TB, url string, header http.Header) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = header
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(body)
 }
 
 // sessionAuth is the Authorization header of a session credential.
-func sessionAuth(t *testing.T, c mpp.Challenge, p mpp.SessionPayload) http.Header {
+func sessionAuth(t testing.TB, c mpp.Challenge, p mpp.SessionPayload) http.Header {
 	t.Helper()
 	payload, err := mpp.SessionPayloadJSON(p)
 	if err != nil {
@@ -89,18 +119,18 @@ type openedSession struct {
 	echo         mpp.Challenge
 }
 
-func (s openedSession) auth(t *testing.T, action string) http.Header {
+func (s openedSession) auth(t testing.TB, action string) http.Header {
 	return sessionAuth(t, s.echo, mpp.SessionPayload{Action: action, SessionID: s.id, Preimage: s.preimage})
 }
 
 // openSession opens a session at url, with a fresh return invoice of the
 // fake node's peer, and checks that the open was served.
-func openSession(t *testing.T, node *lndtest.Node, url string) (openedSession, string) {
+func openSession(t testing.TB, node *lndtest.Node, url string) (openedSession, string) {
 	t.Helper()
 	c := sessionChallenge(t, url)
 	preimage := payDeposit(t, node, c)
 	ret, _ := node.NewPayableInvoice(0, lndtest.InvoiceExpiry(24*time.Hour))
-	resp, body := get(t, url, sessionAuth(t, c, mpp.SessionPayload{Action: mpp.ActionOpen, Preimage: preimage, ReturnInvoice: ret}))
+	resp, body := fetch(t, url, sessionAuth(t, c, mpp.SessionPayload{Action: mpp.ActionOpen, Preimage: preimage, ReturnInvoice: ret}))
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(body, "paid 10 s") {
 		t.Fatalf("open: %d %s", resp.StatusCode, body)
 	}
@@ -593,4 +623,70 @@ func TestSessionConcurrency(t *testing.T) {
 	if paid := refunds(node); len(paid) != 1 || paid[0].ValueSat != 90 || paid[0].Attempts != 1 {
 		t.Errorf("5 closes at once: node payments %+v", paid)
 	}
+}
+
+// FuzzSessionAuthorization sends any Authorization value to a paywall
+// selling sessions, beside a real open session. Whatever the value: the
+// answer is 200, 400, 402 or 429, never a failure of the paywall; an
+// answer other than 200 changes no session and pays nothing; an admitted
+// request draws exactly the price and never shows the upstream a Payment
+// credential.
+func FuzzSessionAuthorization(f *testing.F) {
+	node := lndtest.Start(f)
+	base := fuzzCaddy(f, lndOption(node), "\troute /s/* {\n\t\tpaywall 10 {\n\t\t\tservice s\n\t\t\tinvoices_per_client off\n\t\t\tsession {\n\t\t\t\tdeposit 1000000\n\t\t\t}\n\t\t}\n\t\t"+upstream+"\n\t}")
+	s, _ := openSession(f, node, base+"/s/")
+	for _, action := range []string{mpp.ActionBearer, mpp.ActionOpen, mpp.ActionTopUp} {
+		payload, _ := mpp.SessionPayloadJSON(mpp.SessionPayload{Action: action, SessionID: s.id, Preimage: s.preimage, ReturnInvoice: "lnbcrt1x"})
+		cred := mpp.Credential{Challenge: s.echo, Payload: payload}
+		v, err := cred.Format()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(v)
+		f.Add(strings.ToLower(v[:8]) + v[8:] + ", Basic eA==")
+	}
+	f.Add("Payment")
+	f.Add("Payment e30")
+	f.Add("L402 x:y, Payment eyJjaGFsbGVuZ2UiOnt9fQ")
+	account := (&Paywall{service: "s"}).sessionAccount(s.id).String()
+	f.Fuzz(func(t *testing.T, value string) {
+		led := runningLedger(t).sessionLedger()
+		before, err := led.Session(context.Background(), account)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, err := http.NewRequest(http.MethodGet, base+"/s/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header["Authorization"] = []string{value}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Skip("the client refuses this header value")
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		after, err := led.Session(context.Background(), account)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch resp.StatusCode {
+		case http.StatusOK:
+			if strings.HasPrefix(string(body), "paid") && after.Spent != before.Spent+10 && after.Spent != before.Spent {
+				t.Errorf("admitted, drawing %d sats", after.Spent-before.Spent)
+			}
+			if i := strings.Index(string(body), "auth=["); i >= 0 && strings.Contains(strings.ToLower(string(body[i:])), "payment ") {
+				t.Errorf("the upstream saw a Payment credential: %s", body)
+			}
+		case http.StatusBadRequest, http.StatusPaymentRequired, http.StatusUnauthorized, http.StatusTooManyRequests:
+			if after.Spent != before.Spent || after.Deposit != before.Deposit || after.Closed != before.Closed {
+				t.Errorf("status %d moved the session: %+v -> %+v", resp.StatusCode, before, after)
+			}
+		default:
+			t.Errorf("status %d: %s", resp.StatusCode, body)
+		}
+		if paid := node.Payments(); len(paid) != 0 && !after.Closed {
+			t.Errorf("the node paid for an open session: %+v", paid)
+		}
+	})
 }
