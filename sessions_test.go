@@ -2,7 +2,6 @@ package lightning
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,13 +17,10 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
-	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/lightningcaddy/caddy-lightning/internal/redistest"
 	"github.com/lightningcaddy/caddy-lightning/ledger"
-	"github.com/lightningcaddy/caddy-lightning/lnd"
 	"github.com/lightningcaddy/caddy-lightning/lnd/lndtest"
 	mpp "github.com/lightningcaddy/caddy-lightning/payment"
 )
@@ -575,22 +571,10 @@ func TestSessionConfig(t *testing.T) {
 // TestPermissionCheckSessions: sessions make payments (refunds), and the
 // startup check says so when the macaroon cannot.
 func TestPermissionCheckSessions(t *testing.T) {
-	node := lndtest.Start(t)
-	mac, err := hex.DecodeString(node.MacaroonHexFor("invoice"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, err := lnd.New(lnd.Config{Address: node.Addr(), TLSCert: node.TLSCertPEM(), Macaroon: mac})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = client.Close() })
-	core, logs := observer.New(zapcore.DebugLevel)
-	a := &App{client: client, logger: zap.New(core), paywalls: &paywallList{list: []*Paywall{{Session: &SessionConfig{}}}}, uses: new(nodeUses)}
-	a.checkPermissions(context.Background())
-	e, ok := logLine(logs.AllUntimed(), "session refunds: the lnd macaroon lacks info:read offchain:read offchain:write")
+	logs := permissionLogsWith(t, lndtest.Start(t), "invoice", false, &Paywall{Session: &SessionConfig{}})
+	e, ok := logLine(logs, "session refunds: the lnd macaroon lacks info:read offchain:read offchain:write")
 	if !ok || e.Level != zapcore.ErrorLevel {
-		t.Errorf("no error for session refunds in %v", logs.AllUntimed())
+		t.Errorf("no error for session refunds in %v", logs)
 	}
 }
 
