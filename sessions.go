@@ -126,7 +126,7 @@ func (s *sharedLedger) sessionLedger() ledger.Ledger {
 // addSessionChallenge adds, if sessions are on, a Payment session
 // challenge to h: a deposit invoice of its own (a payment of it opens a
 // session, or tops one up, and nothing else), price per request, the idle
-// timeout, and an expiry no later than the invoice's. It returns the
+// timeout, and an expiry valid_for after the invoice's. It returns the
 // challenge's id.
 func (p *Paywall) addSessionChallenge(ctx context.Context, h http.Header, price int64, memo string) (string, error) {
 	if p.Session == nil {
@@ -150,7 +150,11 @@ func (p *Paywall) addSessionChallenge(ctx context.Context, h http.Header, price 
 		DepositAmount:  inv.AmountSat,
 		IdleTimeout:    int64(time.Duration(p.Session.IdleTimeout) / time.Second),
 	}
-	c := mpp.Challenge{Realm: p.service, Method: mpp.MethodLightning, Intent: mpp.IntentSession, Expires: mpp.FormatTime(inv.ExpiresAt)}
+	// A deposit paid at the invoice's last moment still opens a session
+	// (or tops one up) for valid_for: the node settles no invoice after
+	// its expiry, and a deposit is credited once whenever it comes.
+	expires := inv.ExpiresAt.Add(time.Duration(p.ValidFor))
+	c := mpp.Challenge{Realm: p.service, Method: mpp.MethodLightning, Intent: mpp.IntentSession, Expires: mpp.FormatTime(expires)}
 	if c.Request, err = req.Encode(); err != nil {
 		return "", err
 	}

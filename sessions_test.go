@@ -508,8 +508,8 @@ func TestSessionBadInput(t *testing.T) {
 		}
 	}
 
-	// Expired: the same open an hour later.
-	now = func() time.Time { return time.Now().Add(time.Hour) }
+	// Expired: the same open two hours later (the invoice expired after 10m, the challenge valid_for 1h after that).
+	now = func() time.Time { return time.Now().Add(2 * time.Hour) }
 	resp, body := get(t, base+"/s/", open(c, preimage, good))
 	now = time.Now
 	if resp.StatusCode != http.StatusPaymentRequired || !strings.Contains(body, "lightning/challenge-expired") {
