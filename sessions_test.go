@@ -2,10 +2,12 @@ package lightning
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +23,7 @@ import (
 
 	"github.com/lightningcaddy/caddy-lightning/internal/redistest"
 	"github.com/lightningcaddy/caddy-lightning/ledger"
+	"github.com/lightningcaddy/caddy-lightning/ledger/ledgertest"
 	"github.com/lightningcaddy/caddy-lightning/lnd/lndtest"
 	mpp "github.com/lightningcaddy/caddy-lightning/payment"
 )
@@ -673,4 +676,57 @@ func FuzzSessionAuthorization(f *testing.F) {
 			t.Errorf("the node paid for an open session: %+v", paid)
 		}
 	})
+}
+
+// BenchmarkSessionBearer is a bearer request on the embedded ledger:
+// parsing and verifying the Payment credential (HMAC, sha256), a draw, the
+// receipt. BenchmarkPaywallPrepaid is the L402 counterpart.
+func BenchmarkSessionBearer(b *testing.B) {
+	p, _ := benchSellingPaywall(b, modePass, benchMemoryLedger(b))
+	p.price = 1
+	p.Session = &SessionConfig{deposit: 1000, IdleTimeout: caddy.Duration(time.Minute)}
+	var preimage [32]byte
+	preimage[0] = 7
+	id := sha256.Sum256(preimage[:])
+	if _, err := p.led.sessionLedger().OpenSession(b.Context(), p.sessionAccount(id), ledger.MaxSats, "lnbcrt1return"); err != nil {
+		b.Fatal(err)
+	}
+	snap, err := p.tokens.current(b.Context())
+	if err != nil {
+		b.Fatal(err)
+	}
+	request, err := (&mpp.SessionRequest{Amount: 1, PaymentHash: id}).Encode()
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := mpp.Challenge{Realm: p.service, Method: mpp.MethodLightning, Intent: mpp.IntentSession, Request: request}
+	if err := snap.binder.Bind(&c); err != nil {
+		b.Fatal(err)
+	}
+	authz := sessionAuth(b, c, mpp.SessionPayload{Action: mpp.ActionBearer, SessionID: id, Preimage: preimage}).Get("Authorization")
+	req := httptest.NewRequest(http.MethodGet, "/paid", nil)
+	ledgertest.Bench(b, func() {
+		for range b.N {
+			req.Header.Set("Authorization", authz)
+			rec := httptest.NewRecorder()
+			if err := p.ServeHTTP(rec, req, okHandler); err != nil || rec.Code != http.StatusOK {
+				b.Fatalf("bearer request: %d %v %s", rec.Code, err, rec.Body)
+			}
+		}
+	})
+}
+
+// BenchmarkPaywallChallengeSession is a 402 that offers a session beside
+// L402: two invoices from the node (BenchmarkPaywallChallenge makes one).
+func BenchmarkPaywallChallengeSession(b *testing.B) {
+	p, _ := benchPaywall(b)
+	p.Session = &SessionConfig{deposit: 2000, IdleTimeout: caddy.Duration(5 * time.Minute)}
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodGet, "/paid", nil)
+		rec := httptest.NewRecorder()
+		if err := p.ServeHTTP(rec, req, okHandler); err != nil || rec.Code != http.StatusPaymentRequired {
+			b.Fatalf("challenge: %d %v", rec.Code, err)
+		}
+	}
 }
