@@ -256,6 +256,27 @@ func TestSessionRefundFailed(t *testing.T) {
 	}
 }
 
+// TestSessionRefundFeeLimit: a refund goes out with refund_fee_limit as its
+// fee limit: a route dearer than it fails the refund, a cheaper one pays
+// it, the client getting the refund in full.
+func TestSessionRefundFeeLimit(t *testing.T) {
+	node := lndtest.Start(t, lndtest.WithRouteFee(3000))
+	base := startCaddy(t, lndOption(node), sessionSite("\t\t\t\trefund_fee_limit 2\n")+"\n"+
+		strings.ReplaceAll(strings.ReplaceAll(sessionSite("\t\t\t\trefund_fee_limit 3\n"), "/s/*", "/s3/*"), "service s\n", "service s3\n"))
+	s, _ := openSession(t, node, base+"/s/")
+	if code, a, _ := closeSession(t, base+"/s/", s); code != http.StatusOK || a.RefundStatus != "failed" {
+		t.Errorf("refund over its fee limit: %d %+v", code, a)
+	}
+	s3, _ := openSession(t, node, base+"/s3/")
+	if code, a, _ := closeSession(t, base+"/s3/", s3); code != http.StatusOK || a != (closeAnswer{"closed", 90, "succeeded"}) {
+		t.Errorf("refund within its fee limit: %d %+v", code, a)
+	}
+	paid := refunds(node)
+	if len(paid) != 2 || paid[0].Status != lnrpc.Payment_FAILED || paid[1].ValueSat != 90 || paid[1].FeeSat != 3 {
+		t.Errorf("node payments: %+v", paid)
+	}
+}
+
 // TestSessionRefundRetried: a refund that could not be sent (the node was
 // down) stays owed: the app's closer pays it once the node is back, once.
 func TestSessionRefundRetried(t *testing.T) {
