@@ -233,6 +233,32 @@ func TestSessionLifecycle(t *testing.T) {
 	}
 }
 
+// TestSessionOffer: the session challenge comes after the L402 lines (so
+// clients that take the first line, such as Alby's fetch402 and lnget, find
+// L402 as before), on 401s too; a paywall without a session block offers
+// none and takes Payment credentials for nothing.
+func TestSessionOffer(t *testing.T) {
+	node := lndtest.Start(t)
+	base := startCaddy(t, lndOption(node), sessionSite("")+"\n\troute /plain/* {\n\t\tpaywall 10\n\t\t"+upstream+"\n\t}")
+	for _, h := range []http.Header{nil, auth("L402 bogus:00")} {
+		resp, _ := get(t, base+"/s/", h)
+		lines := resp.Header.Values("WWW-Authenticate")
+		if len(lines) != 3 || !strings.HasPrefix(lines[0], "LSAT ") || !strings.HasPrefix(lines[1], "L402 ") || !strings.HasPrefix(lines[2], "Payment ") {
+			t.Errorf("%d: WWW-Authenticate %q", resp.StatusCode, lines)
+		}
+	}
+	s, _ := openSession(t, node, base+"/s/")
+	resp, body := get(t, base+"/plain/", s.auth(t, mpp.ActionBearer))
+	if resp.StatusCode != http.StatusPaymentRequired || strings.HasPrefix(body, "paid") {
+		t.Errorf("a session credential at a paywall without sessions: %d %s", resp.StatusCode, body)
+	}
+	for _, v := range resp.Header.Values("WWW-Authenticate") {
+		if strings.HasPrefix(v, "Payment") {
+			t.Errorf("a paywall without sessions offers one: %s", v)
+		}
+	}
+}
+
 // TestSessionRefundFailed: a refund that fails for certain is recorded as
 // failed, once: the close says so, and a second close pays nothing.
 func TestSessionRefundFailed(t *testing.T) {
