@@ -127,7 +127,7 @@ type Paywall struct {
 	// tokens survive restarts, are honoured by every instance that shares
 	// the storage, and can be rotated through the admin API.
 	RootKey string `json:"root_key,omitempty"`
-	// KeepCredentials passes the L402 Authorization header and the
+	// KeepCredentials passes the L402 and Payment credentials and the
 	// paywalls' cookies on to the rest of the route. Default: false, they
 	// are removed.
 	KeepCredentials bool `json:"keep_credentials,omitempty"`
