@@ -334,6 +334,11 @@ func parsePaywall(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		invoices_per_client <events> <window> | off
 //		invoices_total      <events> <window> | off
 //		lookups_per_client  <events> <window> | off
+//		session {
+//			deposit          <sats>
+//			idle_timeout     <duration>
+//			refund_fee_limit <sats>
+//		}
 //	}
 //
 // The price is required, as the argument or in the block: a number of
@@ -423,6 +428,8 @@ func (p *Paywall) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			p.InvoicesTotal, err = parseRateArgs(d)
 		case "lookups_per_client":
 			p.LookupsPerClient, err = parseRateArgs(d)
+		case "session":
+			p.Session, err = parseSessionBlock(d)
 		default:
 			return d.Errf("unrecognized paywall option '%s'", option)
 		}
@@ -434,6 +441,38 @@ func (p *Paywall) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.Err("paywall: a price in satoshis is required")
 	}
 	return nil
+}
+
+// parseSessionBlock reads the session block (which may be empty: the
+// defaults).
+func parseSessionBlock(d *caddyfile.Dispenser) (*SessionConfig, error) {
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	s := new(SessionConfig)
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		option := d.Val()
+		if seen[option] {
+			return nil, d.Errf("session: %s may be given only once", option)
+		}
+		seen[option] = true
+		var err error
+		switch option {
+		case "deposit":
+			s.Deposit, err = parsePositiveSatsArg(d)
+		case "idle_timeout":
+			s.IdleTimeout, err = parseDurationArg(d)
+		case "refund_fee_limit":
+			s.RefundFeeLimit, err = parsePositiveSatsArg(d)
+		default:
+			return nil, d.Errf("unrecognized session option '%s'", option)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
 }
 
 // parsePriceArg reads the current argument as a price: a positive number

@@ -101,6 +101,11 @@ func (p *Paywall) challengeRefusing(w http.ResponseWriter, r *http.Request, http
 	if err != nil {
 		return p.failed(w, r, "cannot format the challenge", err)
 	}
+	// A session offer, if sessions are on, comes last: a deposit invoice
+	// of its own, so a session payment never redeems another dialect.
+	if _, err := p.addSessionChallenge(r.Context(), h, o.price, memo); err != nil {
+		return p.nodeFailed(w, r, err)
+	}
 	h.Set("Cache-Control", "no-store")
 	h.Add("Vary", "Accept")
 	exposeToOtherOrigins(r, h)

@@ -11,11 +11,11 @@ import (
 	"github.com/lightningcaddy/caddy-lightning/x402"
 )
 
-// x402Grace is how long after its invoice expired a paid x402 offer can
-// still be redeemed (at most valid_for): the client may be slow to retry,
-// and the x402 proposal's rejection of expired invoices would refuse a
-// payment made in time.
-const x402Grace = time.Hour
+// lateGrace is how long after its invoice expired a paid x402 offer, or a
+// session's deposit, can still be redeemed (at most valid_for): the client
+// may be slow to retry, and the x402 proposal's rejection of expired
+// invoices would refuse a payment made in time.
+const lateGrace = time.Hour
 
 // x402SettleWait is how long an x402 payment whose invoice is not settled
 // yet waits for the node to report it: Alby retries as soon as its wallet
@@ -29,7 +29,7 @@ const x402SettleWait = 3 * time.Second
 // for x402, on this service), the amount must be this request's price, the
 // node must report the invoice settled (waiting up to x402SettleWait), and
 // the payment hash is claimed in the ledger as every dialect's is. The
-// invoice may be redeemed until x402Grace (at most valid_for) after its
+// invoice may be redeemed until lateGrace (at most valid_for) after its
 // expiry. A malformed header gets 400; any other refusal 402 with a
 // fresh PAYMENT-REQUIRED whose error says why, and PAYMENT-RESPONSE
 // naming the reason. Success carries PAYMENT-RESPONSE.
@@ -63,7 +63,7 @@ func (p *Paywall) serveX402(w http.ResponseWriter, r *http.Request, next caddyht
 	if accepted.Amount != strconv.FormatInt(price*1000, 10) || inv.AmountSat != price {
 		return refuse(x402.ReasonInvalidPayload, "the offer was for another price: pay the new invoice")
 	}
-	if !now().Before(inv.ExpiresAt.Add(min(time.Duration(p.ValidFor), x402Grace))) {
+	if !now().Before(inv.ExpiresAt.Add(min(time.Duration(p.ValidFor), lateGrace))) {
 		return refuse(x402.ReasonInvalidPayload, "the offer has expired: pay the new invoice")
 	}
 	_, paid, err := p.awaitSettlement(r.Context(), inv.PaymentHash, clientKey(r.Context(), p.ipv6Prefix), false, x402SettleWait)

@@ -41,7 +41,7 @@ var (
 	}, []string{"service", "mode"})
 	dialectRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "lightning", Name: "paywall_dialect_total",
-		Help: "Credentials by service, dialect (l402, charge, x402) and result (admitted; used: a payment redeemed before, under any dialect; refused: invalid, unpaid or for another route or price).",
+		Help: "Credentials by service, dialect (l402, charge, x402, session) and result (admitted; used: a payment redeemed before, under any dialect; refused: invalid, unpaid or for another route or price).",
 	}, []string{"service", "dialect", "result"})
 	balanceDraws = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "lightning", Name: "paywall_balance_draws_total",
@@ -157,7 +157,7 @@ func newPaywallMetrics(service, mode string) paywallMetrics {
 		m.reportedBy[outcome] = reportedCosts.WithLabelValues(service, outcome)
 	}
 	m.byDialect = map[[2]string]prometheus.Counter{}
-	for _, d := range []string{offerL402, offerCharge, offerX402} {
+	for _, d := range []string{offerL402, offerCharge, offerX402, dialectSession} {
 		for _, result := range []string{resultAdmitted, resultUsed, resultRefused} {
 			m.byDialect[[2]string{d, result}] = dialectRequests.WithLabelValues(service, d, result)
 		}

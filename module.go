@@ -80,6 +80,7 @@ type App struct {
 
 	payments *paymentLedger   // outgoing payments and budgets (budget.go)
 	follower *paymentFollower // of open payments, from Start to Stop
+	closer   *sessionCloser   // of idle sessions, from Start to Stop
 }
 
 // paywallList is the paywalls that use the app.
@@ -215,6 +216,7 @@ func (a *App) Start() error {
 	if err := a.startLedger(); err != nil {
 		return fmt.Errorf("lightning: %w", err)
 	}
+	a.startSessionCloser(paywalls)
 	a.feed.start(a)
 	a.started = true
 	a.logger.Info("lightning node configured", zap.String("address", a.LND.address()))
@@ -231,6 +233,7 @@ func (a *App) Stop() error {
 		return nil
 	}
 	a.started = false
+	a.stopSessionCloser()
 	a.feed.stop(a)
 	a.stopLedger()
 	if a.stopFollow != nil {

@@ -29,6 +29,10 @@ const (
 	offerX402 = "x402"
 )
 
+// dialectSession is the Payment scheme's Lightning session, offered by
+// paywalls with a session block (not in Offers: it has its own invoice).
+const dialectSession = "session"
+
 // singleUseOffers are the offers whose payment admits one request: they
 // go with mode per_request, which counts payments in the ledger.
 var singleUseOffers = []string{offerCharge, offerX402}

@@ -142,7 +142,7 @@ type Paywall struct {
 	// tokens survive restarts, are honoured by every instance that shares
 	// the storage, and can be rotated through the admin API.
 	RootKey string `json:"root_key,omitempty"`
-	// KeepCredentials passes the L402 Authorization header and the
+	// KeepCredentials passes the L402 and Payment credentials and the
 	// paywalls' cookies on to the rest of the route. Default: false, they
 	// are removed.
 	KeepCredentials bool `json:"keep_credentials,omitempty"`
@@ -158,6 +158,9 @@ type Paywall struct {
 	// invoice is paid (beyond it: 429). Default: 60 per minute. Events 0
 	// turns it off.
 	LookupsPerClient *Rate `json:"lookups_per_client,omitempty"`
+	// Session sells Lightning sessions beside the other offers (see
+	// SessionConfig). Default: none; sessions are off.
+	Session *SessionConfig `json:"session,omitempty"`
 
 	app        *App
 	node       *lnd.Client
@@ -241,6 +244,9 @@ func (p *Paywall) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("paywall: %w", err)
 		}
 	}
+	if err := p.provisionSession(app); err != nil {
+		return fmt.Errorf("paywall: %w", err)
+	}
 	p.node = app.Client()
 	p.settled = app.settlements()
 	p.tokens = app.tokens
@@ -278,6 +284,9 @@ func (p *Paywall) Validate() error {
 		return fmt.Errorf("paywall: %w", err)
 	}
 	if err := p.validateOffers(); err != nil {
+		return fmt.Errorf("paywall: %w", err)
+	}
+	if err := p.validateSession(); err != nil {
 		return fmt.Errorf("paywall: %w", err)
 	}
 	switch {
@@ -372,6 +381,9 @@ func (p *Paywall) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	if sig := r.Header.Values(x402.HeaderPaymentSignature); len(sig) > 0 && p.offers(offerX402) {
 		return p.serveX402(w, r, next, sig, price)
+	}
+	if served, err := p.serveSession(w, r, next, price); served {
+		return err
 	}
 	values := r.Header.Values("Authorization")
 	if p.offers(offerCharge) { // the Payment scheme's offers

@@ -46,12 +46,17 @@ type nodeUse struct {
 func (a *App) configuredUses() []nodeUse {
 	a.paywalls.mu.Lock()
 	paywalls := len(a.paywalls.list) > 0
+	sessions := slices.ContainsFunc(a.paywalls.list, func(p *Paywall) bool { return p.Session != nil })
 	a.paywalls.mu.Unlock()
 	a.uses.mu.Lock()
 	api, payments := a.uses.api, a.uses.payments
 	a.uses.mu.Unlock()
 
 	var uses []nodeUse
+	if sessions {
+		uses = append(uses, nodeUse{"session refunds", []lnd.Permission{lnd.OffchainWrite, lnd.OffchainRead, lnd.InfoRead},
+			zapcore.ErrorLevel, "closed sessions are not refunded (the refunds stay owed and are tried again)"})
+	}
 	if paywalls {
 		uses = append(uses, nodeUse{"paywall", []lnd.Permission{lnd.InvoicesWrite, lnd.InvoicesRead}, zapcore.ErrorLevel,
 			"unpaid requests get 503 instead of an invoice, and credentials without a preimage are never admitted"})

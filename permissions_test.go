@@ -19,6 +19,12 @@ import (
 // (that can pay if payments), and returns what it logged.
 func permissionLogs(t *testing.T, node *lndtest.Node, kind string, payments bool) []observer.LoggedEntry {
 	t.Helper()
+	return permissionLogsWith(t, node, kind, payments, &Paywall{})
+}
+
+// permissionLogsWith is permissionLogs with the given paywall.
+func permissionLogsWith(t *testing.T, node *lndtest.Node, kind string, payments bool, paywall *Paywall) []observer.LoggedEntry {
+	t.Helper()
 	mac, err := hex.DecodeString(node.MacaroonHexFor(kind))
 	if err != nil {
 		t.Fatal(err)
@@ -29,7 +35,7 @@ func permissionLogs(t *testing.T, node *lndtest.Node, kind string, payments bool
 	}
 	t.Cleanup(func() { _ = client.Close() })
 	core, logs := observer.New(zapcore.DebugLevel)
-	a := &App{client: client, logger: zap.New(core), paywalls: &paywallList{list: []*Paywall{{}}}, uses: new(nodeUses)}
+	a := &App{client: client, logger: zap.New(core), paywalls: &paywallList{list: []*Paywall{paywall}}, uses: new(nodeUses)}
 	a.useAPI(payments)
 	a.checkPermissions(context.Background())
 	return logs.AllUntimed()

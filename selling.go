@@ -180,7 +180,7 @@ func (p *Paywall) spend(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	case errors.As(err, &short):
 		p.metrics.exhausted.Inc()
 		w.Header().Set(balanceHeader, strconv.FormatInt(short.Available, 10))
-		o := offer{amount: max(p.balance, price-short.Available), account: pr.account}
+		o := offer{amount: max(p.balance, price-short.Available), price: price, account: pr.account}
 		return p.challenge(w, r, http.StatusPaymentRequired, o,
 			fmt.Sprintf("the balance holds %d sats and this request costs %d: pay the invoice to top it up", short.Available, price))
 	case errors.Is(err, ledger.ErrPaymentUsed):
@@ -235,15 +235,16 @@ func (p *Paywall) take(ctx context.Context, pr proof, price int64, hold bool) (l
 // top-up, the balance it adds to.
 type offer struct {
 	amount  int64
+	price   int64  // of the request, which a session draws
 	account string // hex payment hash naming the balance; "" for a new one
 }
 
 // offer returns what a 402 without a usable credential sells at price.
 func (p *Paywall) offer(price int64) offer {
 	if p.mode == modePrepaid {
-		return offer{amount: max(p.balance, price)}
+		return offer{amount: max(p.balance, price), price: price}
 	}
-	return offer{amount: price}
+	return offer{amount: price, price: price}
 }
 
 // caveats returns the caveats a token for o carries, after the services

@@ -166,11 +166,21 @@ type payment struct {
 // It returns the preimage, or an error that says whether the payment
 // failed for certain (safe to retry) or may still complete.
 func (s *service) pay(ctx context.Context, p payment) ([32]byte, error) {
+	out, repeat, err := s.makePayment(ctx, p)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	return answer(p, out, repeat)
+}
+
+// makePayment is pay's work: it returns the payment's outcome and whether
+// an earlier call made it (repeat), or an error if nothing was sent.
+func (s *service) makePayment(ctx context.Context, p payment) (out lnd.Outcome, repeat bool, err error) {
 	if p.amountSat <= 0 {
-		return [32]byte{}, status.Error(codes.InvalidArgument, "amount must be a positive number of satoshis (zero-amount invoices cannot be paid)")
+		return nil, false, status.Error(codes.InvalidArgument, "amount must be a positive number of satoshis (zero-amount invoices cannot be paid)")
 	}
 	if p.amountSat > s.maxPayment {
-		return [32]byte{}, s.refused(p.kind, status.Errorf(codes.PermissionDenied,
+		return nil, false, s.refused(p.kind, status.Errorf(codes.PermissionDenied,
 			"amount of %d sat exceeds this server's max_payment of %d sat", p.amountSat, s.maxPayment))
 	}
 	opts := s.paymentOptions(p.amountSat)
@@ -179,7 +189,7 @@ func (s *service) pay(ctx context.Context, p payment) ([32]byte, error) {
 		amountSat: p.amountSat, feeLimitSat: opts.FeeLimitSat, followAfter: now().Add(s.followAfter),
 	}, s.budget)
 	if err != nil {
-		return [32]byte{}, s.refused(p.kind, err)
+		return nil, false, s.refused(p.kind, err)
 	}
 	if !fresh && p.kind == kindKeysend {
 		// The idempotency key names an earlier keysend: that one counts.
@@ -193,27 +203,30 @@ func (s *service) pay(ctx context.Context, p payment) ([32]byte, error) {
 	}
 	defer s.ledger.paying(p.hash)()
 
-	out, err := s.outcome(ctx, p, entry, fresh, opts)
+	out, err = s.outcome(ctx, p, entry, fresh, opts)
 	if err != nil {
 		if fresh {
 			s.conclude(p.hash, func() (bool, error) { return s.ledger.release(p.hash, "not sent: "+status.Convert(err).Message()) })
 		}
-		return [32]byte{}, s.refused(p.kind, beforeSending(err))
+		return nil, false, s.refused(p.kind, beforeSending(err))
 	}
 	booked := s.conclude(p.hash, func() (bool, error) { return s.ledger.record(p.hash, out) })
 	s.report(p.kind, out, booked, !fresh)
 	if _, open := out.(lnd.Unknown); open {
 		s.ledger.wakeFollower()
 	}
-	return answer(p, out, !fresh)
+	return out, !fresh, nil
 }
 
 // outcome makes the payment, or learns the outcome of the one the ledger
 // already has.
 func (s *service) outcome(ctx context.Context, p payment, entry ledgerEntry, fresh bool, opts lnd.PaymentOptions) (lnd.Outcome, error) {
 	send := func() (lnd.Outcome, error) {
-		if p.kind == kindKeysend {
+		switch {
+		case p.kind == kindKeysend:
 			return s.node.Keysend(ctx, p.keysend, opts)
+		case p.invoice.AmountSat == 0: // a session's refund (pay refuses them otherwise)
+			return s.node.PayZeroAmountInvoice(ctx, p.invoice, p.amountSat, opts)
 		}
 		return s.node.PayInvoice(ctx, p.invoice, opts)
 	}

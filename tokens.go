@@ -61,8 +61,8 @@ type challengeSecret struct {
 // maxChallengeLife bounds how long a Payment or x402 challenge can be
 // answered, so a replaced secret is dropped once it has passed: paywalls
 // that offer them have an invoice_expiry of at most maxOfferInvoiceExpiry,
-// and x402 adds x402Grace.
-const maxChallengeLife = maxOfferInvoiceExpiry + x402Grace
+// and x402 offers and session deposits add lateGrace.
+const maxChallengeLife = maxOfferInvoiceExpiry + lateGrace
 
 // newChallengeSecret returns a new random challenge secret.
 func newChallengeSecret() challengeSecret {

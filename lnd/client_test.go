@@ -272,6 +272,41 @@ func TestPayInvoice(t *testing.T) {
 	}
 }
 
+// TestPayZeroAmountInvoice: a zero-amount invoice is paid the amount the
+// caller sets, once; PayInvoice refuses it, and an invoice with an amount
+// is not paid through PayZeroAmountInvoice.
+func TestPayZeroAmountInvoice(t *testing.T) {
+	node := lndtest.Start(t)
+	c := newClient(t, node, 0)
+	opts := lnd.PaymentOptions{FeeLimitSat: 10, Timeout: 5 * time.Second}
+	payreq, preimage := node.NewPayableInvoice(0)
+	inv, err := c.DecodeInvoice(ctx(t), payreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PayInvoice(ctx(t), inv, opts); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("PayInvoice of a zero-amount invoice: %v", err)
+	}
+	if _, err := c.PayZeroAmountInvoice(ctx(t), inv, 0, opts); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("no amount: %v", err)
+	}
+	pay := paid(t)(c.PayZeroAmountInvoice(ctx(t), inv, 42, opts))
+	if pay.Preimage != preimage || pay.AmountSat != 42 || pay.Earlier {
+		t.Errorf("payment = %+v", pay)
+	}
+	if again := paid(t)(c.PayZeroAmountInvoice(ctx(t), inv, 42, opts)); !again.Earlier {
+		t.Errorf("second payment = %+v, want the first, Earlier", again)
+	}
+	withAmount, _ := node.NewPayableInvoice(5)
+	inv2, _ := c.DecodeInvoice(ctx(t), withAmount)
+	if _, err := c.PayZeroAmountInvoice(ctx(t), inv2, 5, opts); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("an invoice with an amount: %v", err)
+	}
+	if p := node.Payments(); len(p) != 1 || p[0].ValueSat != 42 || p[0].Attempts != 1 {
+		t.Errorf("node payments = %+v", p)
+	}
+}
+
 // Failed payments are Failed outcomes with lnd's reason, TIMEOUT and
 // ERROR included: none of them is an outcome left open.
 func TestPaymentFailures(t *testing.T) {

@@ -58,13 +58,31 @@ func (c *Client) PayInvoice(ctx context.Context, inv Invoice, opts PaymentOption
 	if inv.AmountSat <= 0 {
 		return nil, status.Error(codes.InvalidArgument, "zero-amount invoices cannot be paid: ask the payee for an invoice with an amount")
 	}
+	return c.payRequest(ctx, inv, &lndrpc.SendPaymentRequest{PaymentRequest: inv.PaymentRequest}, opts)
+}
+
+// PayZeroAmountInvoice pays amountSat to a zero-amount BOLT 11 invoice, one
+// that leaves the amount to the payer (such as a session's return
+// invoice). Its results mean what PayInvoice's do.
+func (c *Client) PayZeroAmountInvoice(ctx context.Context, inv Invoice, amountSat int64, opts PaymentOptions) (Outcome, error) {
+	switch {
+	case inv.AmountSat != 0:
+		return nil, status.Error(codes.InvalidArgument, "the invoice has an amount: pay it with PayInvoice")
+	case amountSat <= 0:
+		return nil, status.Error(codes.InvalidArgument, "amount must be a positive number of satoshis")
+	}
+	return c.payRequest(ctx, inv, &lndrpc.SendPaymentRequest{PaymentRequest: inv.PaymentRequest, Amt: amountSat}, opts)
+}
+
+// payRequest sends req, the payment of inv, unless inv expired or is the
+// node's own.
+func (c *Client) payRequest(ctx context.Context, inv Invoice, req *lndrpc.SendPaymentRequest, opts PaymentOptions) (Outcome, error) {
 	if !inv.ExpiresAt.IsZero() && now().After(inv.ExpiresAt) {
 		return nil, status.Errorf(codes.FailedPrecondition, "invoice expired at %s", inv.ExpiresAt.UTC().Format(time.RFC3339))
 	}
 	if err := c.notSelf(ctx, inv.Payee); err != nil {
 		return nil, err
 	}
-	req := &lndrpc.SendPaymentRequest{PaymentRequest: inv.PaymentRequest}
 	return c.send(ctx, req, inv.PaymentHash, opts)
 }
 
