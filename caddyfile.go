@@ -136,13 +136,7 @@ func (c *LedgerConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return d.ArgErr()
 		}
 	}
-	seen := map[string]bool{}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		option := d.Val()
-		if seen[option] {
-			return d.Errf("%s may be given only once", option)
-		}
-		seen[option] = true
+	return eachOption(d, func(option string) error {
 		embedded, redis := c.Backend != backendRedis, c.Backend == backendRedis
 		var err error
 		switch {
@@ -193,11 +187,8 @@ func (c *LedgerConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			backend := cmp.Or(c.Backend, backendEmbedded)
 			return d.Errf("unrecognized option '%s' of the %s ledger", option, backend)
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+		return err
+	})
 }
 
 func (c *LNDConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -263,13 +254,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	seen := map[string]bool{}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		option := d.Val()
-		if seen[option] {
-			return d.Errf("%s may be given only once", option)
-		}
-		seen[option] = true
+	return eachOption(d, func(option string) error {
 		var err error
 		switch option {
 		case "invoice_expiry":
@@ -301,11 +286,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("unrecognized lightning option '%s'", option)
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+		return err
+	})
 }
 
 func parsePaywall(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
@@ -355,13 +337,10 @@ func (p *Paywall) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return d.ArgErr()
 		}
 	}
-	seen := map[string]bool{}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		option := d.Val()
-		if seen[option] || option == "price" && p.Price != "" {
-			return d.Errf("%s may be given only once", option)
+	if err := eachOption(d, func(option string) error {
+		if option == "price" && p.Price != "" {
+			return d.Err("price may be given only once")
 		}
-		seen[option] = true
 		var err error
 		switch option {
 		case "mode":
@@ -433,9 +412,9 @@ func (p *Paywall) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("unrecognized paywall option '%s'", option)
 		}
-		if err != nil {
-			return err
-		}
+		return err
+	}); err != nil {
+		return err
 	}
 	if p.Price == "" {
 		return d.Err("paywall: a price in satoshis is required")
@@ -450,13 +429,7 @@ func parseSessionBlock(d *caddyfile.Dispenser) (*SessionConfig, error) {
 		return nil, d.ArgErr()
 	}
 	s := new(SessionConfig)
-	seen := map[string]bool{}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		option := d.Val()
-		if seen[option] {
-			return nil, d.Errf("session: %s may be given only once", option)
-		}
-		seen[option] = true
+	if err := eachOption(d, func(option string) error {
 		var err error
 		switch option {
 		case "deposit":
@@ -466,11 +439,11 @@ func parseSessionBlock(d *caddyfile.Dispenser) (*SessionConfig, error) {
 		case "refund_fee_limit":
 			s.RefundFeeLimit, err = parsePositiveSatsArg(d)
 		default:
-			return nil, d.Errf("unrecognized session option '%s'", option)
+			return d.Errf("unrecognized session option '%s'", option)
 		}
-		if err != nil {
-			return nil, err
-		}
+		return err
+	}); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -573,3 +546,20 @@ var (
 	_ caddyfile.Unmarshaler = (*Handler)(nil)
 	_ caddyfile.Unmarshaler = (*Paywall)(nil)
 )
+
+// eachOption calls set with each option of the block d is at, in order:
+// an option given twice is an error.
+func eachOption(d *caddyfile.Dispenser, set func(option string) error) error {
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		option := d.Val()
+		if seen[option] {
+			return d.Errf("%s may be given only once", option)
+		}
+		seen[option] = true
+		if err := set(option); err != nil {
+			return err
+		}
+	}
+	return nil
+}

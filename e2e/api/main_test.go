@@ -94,35 +94,31 @@ func (a *api) caddyfile(opts siteOptions) string {
 		protocols h1 h2 h2c
 	}
 	lightning {
-		lnd {
-			address %[2]s
-			tls_cert %[3]s
-			macaroon %[4]s
-		}
+		%[2]s
 	}
 }
 
-%[5]s {
+%[3]s {
 	route /v1/lightning/* {
 		lightning {
-			max_payment %[7]d
-			invoice_expiry %[9]s
+			max_payment %[5]d
+			invoice_expiry %[7]s
 		}
 	}
 	route /lightning.Lightning/* {
 		lightning {
-			max_payment %[7]d
+			max_payment %[5]d
 		}
 	}
 	route /whale/v1/lightning/* {
 		lightning {
-			max_payment %[8]d
+			max_payment %[6]d
 		}
 	}
-	respond /marker %[10]q 200
+	respond /marker %[8]q 200
 }
 
-%[6]s {
+%[4]s {
 	route /v1/lightning/* {
 		lightning
 	}
@@ -130,7 +126,7 @@ func (a *api) caddyfile(opts siteOptions) string {
 		lightning
 	}
 }
-`, a.storage, alice.GRPCAddr, alice.TLSCertPath, alice.MacaroonPath, a.base, a.noPay,
+`, a.storage, alice.CaddyLND(), a.base, a.noPay,
 		maxPayment, whaleMaxPayment, opts.invoiceExpiry, opts.marker)
 }
 

@@ -63,18 +63,14 @@ func startSite(t *testing.T) site {
 		level WARN
 	}
 	lightning {
-		lnd {
-			address  %s
-			tls_cert %s
-			macaroon %s
-		}
+		%s
 	}
 }
 
 http://127.0.0.1:%d {
 %s%s%s	respond "free"
 }
-`, t.TempDir(), network.Alice.GRPCAddr, network.Alice.TLSCertPath, network.Alice.MacaroonPath, port,
+`, t.TempDir(), network.Alice.CaddyLND(), port,
 		route("/api/*", "\t\t\tservice api"), route("/mpp/*", "\t\t\tservice api\n\t\t\toffers charge l402 x402"),
 		route("/other/*", "\t\t\tservice other"))
 	if err := caddyrun.Load(string(caddyfile.Format([]byte(cfg)))); err != nil {

@@ -41,12 +41,7 @@ func site(t *testing.T, storageDir string) string {
 	auto_https off
 	storage file_system %s
 	lightning {
-		lnd {
-			address %s
-			tls_cert %s
-			macaroon %s
-			timeout 2s
-		}
+		%s
 	}
 }
 
@@ -65,7 +60,7 @@ http://127.0.0.1:%d {
 		respond "content"
 	}
 }
-`, storageDir, a.GRPCAddr, a.TLSCertPath, a.MacaroonPath, port))
+`, storageDir, a.CaddyLND("timeout 2s"), port))
 	if err != nil {
 		t.Fatal(err)
 	}

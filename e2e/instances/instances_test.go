@@ -92,11 +92,7 @@ func startInstanceWith(t *testing.T, bin, name, storageDir, appOptions, site str
 	persist_config off
 	storage file_system %s
 	lightning {
-		lnd {
-			address %s
-			tls_cert %s
-			macaroon %s
-		}
+		%s
 		sync_interval 1s
 %s
 	}
@@ -105,7 +101,7 @@ func startInstanceWith(t *testing.T, bin, name, storageDir, appOptions, site str
 http://127.0.0.1:%d {
 %s
 }
-`, adminPort, storageDir, a.GRPCAddr, a.TLSCertPath, a.MacaroonPath, appOptions, sitePort, site)), 0o600)
+`, adminPort, storageDir, a.CaddyLND(), appOptions, sitePort, site)), 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,11 +50,7 @@ func startCaddy(t *testing.T, appOptions, body string) site {
 		level WARN
 	}
 	lightning {
-		lnd {
-			address  %s
-			tls_cert %s
-			macaroon %s
-		}
+		%s
 %s
 	}
 }
@@ -62,7 +58,7 @@ func startCaddy(t *testing.T, appOptions, body string) site {
 http://127.0.0.1:%d {
 %s
 }
-`, t.TempDir(), network.Alice.GRPCAddr, network.Alice.TLSCertPath, network.Alice.MacaroonPath, appOptions, port, body)
+`, t.TempDir(), network.Alice.CaddyLND(), appOptions, port, body)
 	s := site{base: fmt.Sprintf("http://127.0.0.1:%d", port), config: string(caddyfile.Format([]byte(cfg)))}
 	s.load(t)
 	t.Cleanup(func() {

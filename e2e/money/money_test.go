@@ -69,12 +69,7 @@ func startSite(t *testing.T, handlerOptions string) *site {
 	auto_https off
 	storage file_system %s
 	lightning {
-		lnd {
-			address %s
-			tls_cert %s
-			macaroon %s
-			timeout 2s
-		}
+		%s
 	}
 }
 
@@ -97,7 +92,7 @@ http://127.0.0.1:%d {
 		}
 	}
 }
-`, ports[0], t.TempDir(), a.GRPCAddr, a.TLSCertPath, a.MacaroonPath, ports[1], handlerOptions)
+`, ports[0], t.TempDir(), a.CaddyLND("timeout 2s"), ports[1], handlerOptions)
 	if err := caddyrun.Load(config); err != nil {
 		t.Fatalf("%v\n%s", err, config)
 	}
@@ -591,11 +586,7 @@ func TestEmptyAPIKeyRefusesToLoad(t *testing.T) {
 	admin off
 	persist_config off
 	lightning {
-		lnd {
-			address %s
-			tls_cert %s
-			macaroon %s
-		}
+		%s
 	}
 }
 
@@ -605,7 +596,7 @@ http://127.0.0.1:%d {
 		api_key %s
 	}
 }
-`, a.GRPCAddr, a.TLSCertPath, a.MacaroonPath, port, unset))
+`, a.CaddyLND(), port, unset))
 	if err == nil {
 		_ = caddyrun.Stop()
 		t.Fatal("a config whose api_key resolves empty loaded")

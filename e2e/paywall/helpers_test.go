@@ -54,18 +54,14 @@ func caddyConfig(port int, storageDir, site string) string {
 		level WARN
 	}
 	lightning {
-		lnd {
-			address  %s
-			tls_cert %s
-			macaroon %s
-		}
+		%s
 	}
 }
 
 http://127.0.0.1:%d {
 %s
 }
-`, storageDir, network.Alice.GRPCAddr, network.Alice.TLSCertPath, network.Alice.MacaroonPath, port, site)
+`, storageDir, network.Alice.CaddyLND(), port, site)
 	// Caddy warns about (and caddyrun refuses) unformatted input.
 	return string(caddyfile.Format([]byte(cfg)))
 }

@@ -49,11 +49,7 @@ func startCaddyWith(t *testing.T, routes string) string {
 		level WARN
 	}
 	lightning {
-		lnd {
-			address  %s
-			tls_cert %s
-			macaroon %s
-		}
+		%s
 	}
 }
 
@@ -69,7 +65,7 @@ http://127.0.0.1:%d {
 	}
 %s
 }
-`, t.TempDir(), network.Alice.GRPCAddr, network.Alice.TLSCertPath, network.Alice.MacaroonPath, port, price, deposit, routes)
+`, t.TempDir(), network.Alice.CaddyLND(), port, price, deposit, routes)
 	if err := caddyrun.Load(string(caddyfile.Format([]byte(cfg)))); err != nil {
 		t.Fatalf("%v\n%s", err, cfg)
 	}

@@ -42,6 +42,16 @@ type Node struct {
 	router  routerrpc.RouterClient
 }
 
+// CaddyLND is the Caddyfile block that connects the lightning app to n
+// with its admin macaroon, with lines (such as "timeout 2s") added inside.
+func (n *Node) CaddyLND(lines ...string) string {
+	b := fmt.Sprintf("lnd {\n\taddress %s\n\ttls_cert %s\n\tmacaroon %s\n", n.GRPCAddr, n.TLSCertPath, n.MacaroonPath)
+	for _, l := range lines {
+		b += "\t" + l + "\n"
+	}
+	return b + "}"
+}
+
 // startLnd starts lnd in dir on top of backend and returns once its RPC
 // server is active and its wallet exists.
 func startLnd(ctx context.Context, bin *Binaries, name, dir string, backend *btcd) (*Node, error) {
