@@ -43,13 +43,15 @@ type Node struct {
 }
 
 // CaddyLND is the Caddyfile block that connects the lightning app to n
-// with its admin macaroon, with lines (such as "timeout 2s") added inside.
+// with its admin macaroon, with lines (such as "timeout 2s") added inside,
+// indented for its place in the global lightning option (caddyrun refuses
+// unformatted Caddyfiles).
 func (n *Node) CaddyLND(lines ...string) string {
-	b := fmt.Sprintf("lnd {\n\taddress %s\n\ttls_cert %s\n\tmacaroon %s\n", n.GRPCAddr, n.TLSCertPath, n.MacaroonPath)
+	b := fmt.Sprintf("lnd {\n\t\t\taddress %s\n\t\t\ttls_cert %s\n\t\t\tmacaroon %s\n", n.GRPCAddr, n.TLSCertPath, n.MacaroonPath)
 	for _, l := range lines {
-		b += "\t" + l + "\n"
+		b += "\t\t\t" + l + "\n"
 	}
-	return b + "}"
+	return b + "\t\t}"
 }
 
 // startLnd starts lnd in dir on top of backend and returns once its RPC
