@@ -188,7 +188,7 @@ func (b *bench) prepaidScenario(name string, balances []string) *scenario {
 
 // redis runs Redis on loopback, reloads Caddy with the Redis ledger and
 // compares /plain/ with prepaid requests on it, interleaved, counting the
-// Redis commands (round trips) per prepaid request; then it starts two
+// Redis commands and round trips per prepaid request; then it starts two
 // Caddy processes (cmd/caddy) sharing that Redis and checks that they
 // admit exactly what was paid.
 func (b *bench) redis(ctx context.Context) error {
@@ -227,6 +227,10 @@ func (b *bench) redis(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	readsBefore, err := redistest.ReadEvents(ctx, stats)
+	if err != nil {
+		return err
+	}
 	if err := b.interleave(ctx, o.concurrency, o.rounds, o.roundTime, o.roundRequests, scenarios); err != nil {
 		return err
 	}
@@ -234,8 +238,14 @@ func (b *bench) redis(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	readsAfter, err := redistest.ReadEvents(ctx, stats)
+	if err != nil {
+		return err
+	}
 	b.res.redisPlain, b.res.redisPrepaid = plain.result, prepaidRedis.result
-	b.res.redisRoundTrips = ratio(float64(after-before), float64(prepaidRedis.result.requests))
+	requests := float64(prepaidRedis.result.requests)
+	b.res.redisCommands = ratio(float64(after-before), requests)
+	b.res.redisRoundTrips = ratio(float64(readsAfter-readsBefore-2), requests) // less the two INFO calls that end the count
 
 	b.progress("redis: starting two Caddy processes on the Redis ledger")
 	instances, stop, err := b.startInstances(ctx, 2, ledger)

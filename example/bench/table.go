@@ -56,7 +56,8 @@ type results struct {
 	overspendOne                   overspendResult
 
 	redisPlain, redisPrepaid *loadResult
-	redisRoundTrips          float64 // Redis commands per prepaid request
+	redisCommands            float64 // Redis commands per prepaid request
+	redisRoundTrips          float64 // Redis round trips per prepaid request (the server's reads)
 	overspendTwo             overspendResult
 }
 
@@ -171,8 +172,8 @@ func (r *results) table(w io.Writer, o options) error {
 		row("`/plain/` reverse_proxy (Redis phase baseline)", fmt.Sprintf("%s; CPU %s/request%s",
 			r.redisPlain.summary(), formatLatency(r.redisPlain.cpuPerRequest()), failures(r.redisPlain)), "", "")
 		row("`/bal/` prepaid on Redis (loopback), 1 sat drawn per request", fmt.Sprintf("%s; **%.3fx** baseline (median of %d paired rounds; totals %.3fx); "+
-			"**%.3g Redis round trips/request**; CPU %s/request (%+.1f µs, this process only: Redis's own is apart); %s%s",
-			r.redisPrepaid.summary(), q, len(r.redisPrepaid.rounds), ratio(r.redisPrepaid.rate(), r.redisPlain.rate()), r.redisRoundTrips,
+			"**%.3g Redis commands and %.3g round trips/request** (concurrent requests share pipelines); CPU %s/request (%+.1f µs, this process only: Redis's own is apart); %s%s",
+			r.redisPrepaid.summary(), q, len(r.redisPrepaid.rounds), ratio(r.redisPrepaid.rate(), r.redisPlain.rate()), r.redisCommands, r.redisRoundTrips,
 			formatLatency(r.redisPrepaid.cpuPerRequest()), float64(pairedCPUDelta(r.redisPrepaid, r.redisPlain))/float64(time.Microsecond),
 			formatAllocs(r.redisPrepaid), failures(r.redisPrepaid)),
 			fmt.Sprintf("≥ %.2fx baseline", targetRedisThroughput), verdict(q >= targetRedisThroughput && r.redisPrepaid.failures == 0))

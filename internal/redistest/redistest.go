@@ -246,6 +246,22 @@ func Commands(ctx context.Context, c *redis.Client) (int64, error) {
 	return n, nil
 }
 
+// ReadEvents returns how many times the server has read from its clients'
+// connections (INFO stats total_reads_processed): one per round trip, as a
+// pipeline of commands arrives in one read.
+func ReadEvents(ctx context.Context, c *redis.Client) (int64, error) {
+	info, err := c.Info(ctx, "stats").Result()
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "total_reads_processed:"); ok {
+			return strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return 0, errors.New("redistest: INFO stats has no total_reads_processed")
+}
+
 // writeCertificate writes a self-signed certificate for 127.0.0.1 and its
 // key to dir, and returns a client configuration that trusts it.
 func writeCertificate(dir string) (*tls.Config, error) {

@@ -1,7 +1,8 @@
 // Package redisledger is the ledger in Redis, for several instances: every
 // operation is one Lua script, so it is one atomic step across every
-// client of the same Redis, and one round trip once Redis has cached the
-// script. Redis's own clock (TIME) stamps sessions and expires holds and
+// client of the same Redis, and at most one round trip once Redis has
+// cached the script (concurrent operations share round trips: batch.go).
+// Redis's own clock (TIME) stamps sessions and expires holds and
 // claims, so instances agree on it. Durability is Redis's: with AOF
 // (appendfsync everysec) a Redis crash loses at most about a second of
 // operations; without persistence, everything.
@@ -51,6 +52,7 @@ type Options struct {
 // Ledger is a ledger.Ledger in Redis.
 type Ledger struct {
 	client      redis.Scripter
+	batch       *batcher
 	close       func() error
 	prefix      string // "{Prefix}:"
 	holdTimeout int64  // ms
@@ -97,6 +99,7 @@ func New(opt Options) (*Ledger, error) {
 	}
 	return &Ledger{
 		client:      c,
+		batch:       &batcher{client: c},
 		close:       c.Close,
 		prefix:      "{" + prefix + "}:",
 		holdTimeout: or(opt.HoldTimeout, time.Hour).Milliseconds(),

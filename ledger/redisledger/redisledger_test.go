@@ -279,6 +279,59 @@ func TestRoundTrips(t *testing.T) {
 	}
 }
 
+// TestSharedPipelines: concurrent operations share round trips (the
+// server reads fewer times than it runs scripts), each still booked once;
+// callers already gone send nothing and fail none of the others.
+func TestSharedPipelines(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	stats := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer stats.Close()
+	l := open(t, redisledger.Options{URL: srv.URL})
+	if _, err := l.Credit(ctx, "acct", ledger.Hash{1}, 1000); err != nil {
+		t.Fatal(err)
+	}
+	before, err := redistest.ReadEvents(ctx, stats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 400
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			c := ctx
+			if i%10 == 0 {
+				c = gone // gone before the draw: nothing is sent
+			}
+			_, errs[i] = l.Draw(c, "acct", 1)
+		})
+	}
+	wg.Wait()
+	after, err := redistest.ReadEvents(ctx, stats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, err := range errs {
+		if i%10 != 0 && err != nil || i%10 == 0 && !errors.Is(err, ledger.ErrUnavailable) {
+			t.Fatalf("draw %d: %v", i, err)
+		}
+	}
+	left, err := l.Balance(ctx, "acct")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if drawn := 1000 - left; drawn != n-n/10 {
+		t.Errorf("drawn %d sats by %d draws of 1 of which %d were gone before; want %d", drawn, n, n/10, n-n/10)
+	}
+	reads := after - before - 1 // less the INFO that ends the count
+	t.Logf("%d concurrent draws in %d round trips", n, reads)
+	if reads >= n {
+		t.Errorf("%d concurrent draws took %d round trips: none shared", n, reads)
+	}
+}
+
 // TestScriptCacheFlushed: after SCRIPT FLUSH (a Redis restart does the
 // same) Script.Run falls back to EVAL and the ledger goes on.
 func TestScriptCacheFlushed(t *testing.T) {

@@ -17,7 +17,8 @@ var luaFiles embed.FS
 
 // The scripts, one per operation (Draw and Reserve share spend): every
 // operation is one atomic step and, once Redis caches its script, one
-// round trip (EVALSHA).
+// EVALSHA, sent in one round trip with those of concurrent operations
+// (batch.go).
 var (
 	claimScript   = script("claim")
 	creditScript  = script("credit")
@@ -57,7 +58,7 @@ func script(name string) *redis.Script {
 
 // reply runs s and returns its reply: the code, then the values.
 func (l *Ledger) reply(ctx context.Context, s *redis.Script, keys []string, args ...any) (int64, []any, error) {
-	v, err := s.Run(ctx, l.client, keys, args...).Result()
+	v, err := l.batch.run(ctx, s, keys, args)
 	if err != nil {
 		return 0, nil, backendError(err)
 	}
